@@ -1,0 +1,57 @@
+# kdteach: `make lab` runs the course, `make test` checks it (what CI runs).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+IP     ?= 127.0.0.1
+# Extra options, e.g. make lab LAB_ARGS=--no-browser, make test PYTEST_ARGS="-x tests"
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+WELCOME := notebooks/00_welcome.ipynb
+
+PYCHECK := -c 'import sys; sys.exit(sys.version_info < (3, 10))'
+
+.PHONY: setup venv data lab test clean distclean
+
+setup venv: $(STAMP)
+
+# Create .venv if absent and install the course into it; redone when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	    $(PYTHON) $(PYCHECK) || { echo "kdteach needs Python >= 3.10 but $(PYTHON) is" \
+	        "$$($(PYTHON) -V 2>&1); try: make PYTHON=python3.11" >&2; exit 1; }; \
+	    $(PYTHON) -m venv $(VENV); \
+	fi
+	@$(PY) $(PYCHECK) || { echo "$(VENV) has $$($(PY) -V 2>&1), kdteach needs >= 3.10;" \
+	    "try: make distclean && make PYTHON=python3.11" >&2; exit 1; }
+	$(PY) -m pip install -e .
+	@touch $@
+
+# Check the shipped MNIST / Fashion-MNIST files (sha256) and decompress them.
+data: setup
+	$(PY) -m kdteach.data
+
+# JupyterLab rooted at notebooks/, opening the welcome notebook; it prints its URL.
+lab: setup data
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=$(IP) \
+		--ServerApp.port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+		$(LAB_ARGS) $(wildcard $(WELCOME))
+
+# Unit tests in tests/, then every notebook in notebooks/ through nbval.
+test: export KDTEACH_PROFILE ?= quick
+test: export MPLBACKEND = Agg
+test: setup data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# (student, book and bench targets go here.)
+
+clean:
+	rm -rf build dist *.egg-info tests/artifacts .pytest_cache
+	rm -f data/*/raw/*-ubyte data/*/raw/*.tmp
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+		-type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,105 @@
+"""Profiles, device choice and seeding: the few global settings of the course.
+
+One switch, ``KDTEACH_PROFILE``, picks the scale of every experiment:
+
+* ``quick`` — CPU-sized subsets and a few epochs, so each notebook runs in about a minute
+  on a laptop (and in CI);
+* ``full`` — paper-scale data and epochs, meant for a GPU.
+
+Unset, it is ``full`` when CUDA is present and ``quick`` otherwise.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes one profile uses. Notebooks read these instead of hard-coding sizes."""
+
+    name: str
+    train_size: int | None  # examples per training set; None = the whole set
+    test_size: int | None  # examples per test set; None = the whole set
+    teacher_epochs: int
+    student_epochs: int
+    batch_size: int
+    seeds: int  # repetitions for mean ± std tables
+
+
+QUICK = Profile("quick", train_size=10_000, test_size=10_000, teacher_epochs=4,
+                student_epochs=4, batch_size=128, seeds=2)
+FULL = Profile("full", train_size=None, test_size=None, teacher_epochs=60,
+               student_epochs=60, batch_size=128, seeds=3)
+
+
+def profile_name() -> str:
+    """The active profile's name: ``KDTEACH_PROFILE`` if set, else by hardware."""
+    name = os.environ.get("KDTEACH_PROFILE", "").strip().lower()
+    if not name:
+        return "full" if torch.cuda.is_available() else "quick"
+    if name not in PROFILES:
+        raise ValueError(
+            f"KDTEACH_PROFILE={name!r} is not a profile; set it to one of {PROFILES} "
+            "(or unset it to choose by hardware)."
+        )
+    return name
+
+
+def profile() -> Profile:
+    """The active :class:`Profile` (re-read from the environment on every call)."""
+    return QUICK if profile_name() == "quick" else FULL
+
+
+def device() -> torch.device:
+    """The fastest available device: CUDA, then Apple's MPS, then the CPU.
+
+    ``KDTEACH_DEVICE`` (e.g. ``cpu``) overrides the choice.
+    """
+    forced = os.environ.get("KDTEACH_DEVICE", "").strip()
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator seeded the same way."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``data/`` and ``notebooks/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Where the datasets live: ``KDTEACH_DATA`` or the repository's ``data/``."""
+    return Path(os.environ.get("KDTEACH_DATA", project_root() / "data"))
+
+
+def cache_dir() -> Path:
+    """Where trained teachers are cached: ``KDTEACH_CACHE`` or ``~/.cache/kdteach``."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdteach"
+    return Path(os.environ.get("KDTEACH_CACHE", default))
+
+
+def results_dir() -> Path:
+    """Where measured results files are committed: ``notebooks/results`` (notebooks read them)."""
+    return project_root() / "notebooks" / "results"

@@ -1,0 +1,513 @@
+"""Knowledge-distillation losses, one short function each.
+
+Read this file from top to bottom; every loss is a few lines of plain torch.
+
+Conventions shared by every function here:
+
+* the student's tensor comes first, the teacher's (or peers') second;
+* no gradient ever flows into the teacher or the peers: their side is detached,
+  or computed under ``torch.no_grad()``;
+* the arithmetic runs in float32 (half and bfloat16 inputs are upcast, float64
+  stays float64), so the losses are safe to call inside ``torch.autocast``;
+* each loss returns a 0-d tensor;
+* bad inputs raise ``TypeError`` (wrong kind of object) or ``ValueError`` (wrong
+  value or shape) with a message that names the argument and says what to do.
+  The checks live at the bottom of the file; skip them on a first reading.
+  Two of them (NaN/inf values, labels out of range) must read the tensors'
+  values, which on a GPU makes the CPU wait for the GPU at every call; set
+  ``CHECK_VALUES = False`` to skip just those two in a hot training loop.
+
+Papers (section and equation numbers are given in each docstring):
+
+* Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network",
+  arXiv:1503.02531.
+* Romero et al. (2015), "FitNets: Hints for Thin Deep Nets", ICLR 2015.
+* Zagoruyko & Komodakis (2017), "Paying More Attention to Attention", ICLR 2017.
+* Zhang, Xiang, Hospedales & Lu (2018), "Deep Mutual Learning", CVPR 2018.
+* Park, Kim, Lu & Cho (2019), "Relational Knowledge Distillation", CVPR 2019.
+* Tung & Mori (2019), "Similarity-Preserving Knowledge Distillation", ICCV 2019.
+* Szegedy et al. (2016), "Rethinking the Inception Architecture for Computer
+  Vision", CVPR 2016.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "softmax_t",
+    "kd_loss",
+    "hint_loss",
+    "attention_map",
+    "at_loss",
+    "rkd_distance_loss",
+    "rkd_angle_loss",
+    "sp_loss",
+    "dml_loss",
+    "label_smoothing_loss",
+]
+
+#: Look inside the tensors for NaN/inf values and out-of-range labels. Shape,
+#: dtype and argument checks always run; only these two read tensor values
+#: (a host-device sync on a GPU), so a fast training loop may turn them off.
+CHECK_VALUES = True
+
+
+# ---------------------------------------------------------------------------
+# 1. Responses: soft targets and the classic KD loss (Hinton et al., 2015)
+# ---------------------------------------------------------------------------
+
+def softmax_t(logits, T=1.0):
+    """Softmax at temperature ``T`` over the last dimension.
+
+    Hinton, Vinyals & Dean (2015), Sec. 2, eq. (1)::
+
+        q_i = exp(z_i / T) / sum_j exp(z_j / T)
+
+    ``T = 1`` is the ordinary softmax. A larger ``T`` gives a softer
+    distribution that shows how the model ranks the wrong classes (the "dark
+    knowledge"); as ``T -> 0`` it tends to the one-hot argmax and as
+    ``T -> inf`` to the uniform distribution. ``torch.softmax`` subtracts the
+    row maximum before exponentiating, so logits such as 1000 do not overflow.
+    """
+    _check_temperature(T)
+    z = _float_tensor("logits", logits, min_dim=1)
+    return torch.softmax(z / T, dim=-1)
+
+
+def _kl_batchmean(p_logits, q_logits):
+    """KL(softmax(p_logits) || softmax(q_logits)), summed over classes, averaged over rows.
+
+    KL(p || q) = sum_k p_k (log p_k - log q_k). This is what
+    ``F.kl_div(log_q, p, reduction="batchmean")`` computes. ``log_softmax``
+    keeps both logarithms finite even where a probability underflows to 0.
+    """
+    log_p = F.log_softmax(p_logits, dim=-1)
+    log_q = F.log_softmax(q_logits, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+
+
+def kd_loss(student_logits, teacher_logits, targets=None, *, T=4.0, alpha=0.5):
+    """Hinton-style knowledge distillation: hard labels plus the teacher's soft targets.
+
+    Hinton, Vinyals & Dean (2015), Sec. 2 (soft targets from eq. (1), and the
+    remark that soft-target gradients scale as 1/T^2), Sec. 2.1 (eq. (2), the
+    gradient ``(q_i - p_i) / T``)::
+
+        loss = alpha * CE(s, y) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T))
+
+    ``s`` (student) and ``t`` (teacher) are logits of shape (B, K), ``y`` holds
+    B class indices. The KL term is summed over classes and averaged over the
+    batch ("batchmean"); CE is averaged over the batch.
+
+    Why ``T^2``: per sample, the gradient of the KL term with respect to a
+    student logit is ``(q_i - p_i) / T``, and for large ``T`` the difference
+    ``q_i - p_i`` itself shrinks like ``1 / T``. Without the factor the soft
+    gradients would fade like ``1 / T^2``; with it, their size barely depends
+    on ``T``, so ``alpha`` means the same thing whatever temperature you pick.
+
+    Here ``alpha`` weights the *hard* (label) term; the paper recommends a
+    small weight on it. With ``targets=None`` the function returns the soft
+    term ``T^2 * KL`` alone and ``alpha`` plays no part (it is still checked).
+    The teacher's logits are detached: no gradient reaches the teacher.
+    """
+    _check_temperature(T)
+    _check_fraction("alpha", alpha)
+    s = _logits("student_logits", student_logits)
+    t = _logits("teacher_logits", teacher_logits).detach()
+    _check_same_logits_shape("student_logits", s, "teacher_logits", t)
+
+    soft = T**2 * _kl_batchmean(t / T, s / T)
+    if targets is None:
+        return soft
+    y = _targets(targets, s)
+    hard = F.cross_entropy(s, y)
+    return alpha * hard + (1 - alpha) * soft
+
+
+# ---------------------------------------------------------------------------
+# 2. Features: hints (FitNets) and attention transfer
+# ---------------------------------------------------------------------------
+
+def hint_loss(student_feat, teacher_feat):
+    """FitNets hint loss: mean squared error between student and teacher features.
+
+    Romero et al. (2015), Sec. 2.2, eq. (3)::
+
+        L_HT = 1/2 * || u_h(x) - r(v_g(x)) ||^2
+
+    ``u_h`` is the teacher's hint layer, ``v_g`` the student's guided layer and
+    ``r`` a small learned regressor that brings the student's features to the
+    teacher's shape. Pass the regressed student features ``r(v_g(x))`` as
+    ``student_feat``; the two shapes must match exactly.
+
+    Convention: we return the plain mean ``mean((s - t)^2)`` over every element
+    (what ``F.mse_loss`` does), not the paper's ``1/2 *`` squared norm. The two
+    differ only by a constant factor, which the loss weight absorbs; the mean
+    keeps the value independent of batch size and feature size.
+    """
+    s = _float_tensor("student_feat", student_feat, min_dim=2, layout="(B, ...)")
+    t = _float_tensor("teacher_feat", teacher_feat, min_dim=2, layout="(B, ...)").detach()
+    if s.shape != t.shape:
+        raise ValueError(
+            f"student_feat and teacher_feat must have the same shape, got {tuple(s.shape)} "
+            f"and {tuple(t.shape)}; map the student's features to the teacher's shape "
+            "first (e.g. with a 1x1 convolution regressor, as FitNets does)"
+        )
+    return (s - t).pow(2).mean()
+
+
+def attention_map(feat, p=2):
+    """Spatial attention map of a (B, C, H, W) feature tensor, flattened and L2-normalised.
+
+    Zagoruyko & Komodakis (2017), Sec. 3.1. The map collapses the channels of
+    an activation tensor ``A`` with ``F^p_sum(A) = sum_c |A_c|^p``; eq. (2)
+    then compares the maps as vectors ``Q = vec(F(A))`` divided by their L2
+    norm, ``Q / ||Q||_2``. Larger ``p`` puts more weight on the most active
+    positions.
+
+    We average over channels instead of summing: the factor ``1/C`` cancels in
+    the normalisation, so the result is the same. Returns shape (B, H*W), one
+    unit-L2-norm row per sample. Gradients flow through it (``at_loss`` is the
+    one that detaches the teacher).
+    """
+    _check_positive_number("p", p)
+    a = _float_tensor("feat", feat, ndim=4, layout="(B, C, H, W)")
+    q = a.abs().pow(p).mean(dim=1).flatten(1)  # (B, H*W)
+    return F.normalize(q, p=2, dim=1)
+
+
+def at_loss(student_feat, teacher_feat, p=2):
+    """Attention transfer loss between two (B, C, H, W) feature tensors.
+
+    Zagoruyko & Komodakis (2017), Sec. 3.1, eq. (2)::
+
+        L_AT = L_CE + beta/2 * sum_j || Q_S^j / ||Q_S^j||_2 - Q_T^j / ||Q_T^j||_2 ||_p
+
+    where ``j`` runs over the chosen pairs of layers and ``Q = vec(F^p_sum(A))``
+    (see ``attention_map``).
+
+    Convention (different from the formula as printed): for one pair of layers
+    we return the *squared* difference of the normalised maps averaged over the
+    batch and the H*W positions,
+    ``(attention_map(s) - attention_map(t)).pow(2).mean()``, with no ``beta/2``
+    and no (unsquared) p-norm of the difference. Multiply by your own weight
+    ``beta`` and sum over layer pairs outside. The paper's CIFAR experiments set
+    ``beta`` to 10^3 divided by the map size and the batch size, i.e. a mean
+    like this one times a constant.
+
+    The channel counts may differ (the maps have no channel axis); batch size
+    and spatial size must match. The teacher is detached.
+    """
+    _check_positive_number("p", p)
+    s = _float_tensor("student_feat", student_feat, ndim=4, layout="(B, C, H, W)")
+    t = _float_tensor("teacher_feat", teacher_feat, ndim=4, layout="(B, C, H, W)").detach()
+    _check_same_batch("student_feat", s, "teacher_feat", t)
+    if s.shape[2:] != t.shape[2:]:
+        raise ValueError(
+            f"student_feat and teacher_feat must have the same spatial size (H, W), got "
+            f"{tuple(s.shape[2:])} and {tuple(t.shape[2:])}; resize one of them first, "
+            "e.g. with F.interpolate or F.adaptive_avg_pool2d"
+        )
+    return (attention_map(s, p) - attention_map(t, p)).pow(2).mean()
+
+
+# ---------------------------------------------------------------------------
+# 3. Relations between samples: RKD and similarity-preserving KD
+# ---------------------------------------------------------------------------
+
+def _pairwise_distances(e):
+    """Matrix of Euclidean distances ||e_i - e_j||_2 between the rows of e (B, D)."""
+    diff = e[:, None, :] - e[None, :, :]  # (B, B, D)
+    squared = diff.pow(2).sum(dim=-1)  # (B, B)
+    off_diagonal = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    # sqrt has an infinite slope at 0, so keep the diagonal (always 0) out of it.
+    return torch.where(off_diagonal, squared.clamp_min(1e-12).sqrt(), torch.zeros_like(squared))
+
+
+def _normalised_distances(e):
+    """Distances divided by their mean over distinct pairs i != j (RKD's psi_D)."""
+    d = _pairwise_distances(e)
+    off_diagonal = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    mu = d[off_diagonal].mean()
+    return d / mu.clamp_min(1e-12)
+
+
+def rkd_distance_loss(student_emb, teacher_emb):
+    """RKD distance-wise loss: match the shape of the batch, not the points.
+
+    Park, Kim, Lu & Cho (2019), Sec. 3.2.1 "Distance-wise distillation loss"
+    (the potential psi_D, its normaliser mu, the loss L_RKD-D and the Huber
+    loss l_delta)::
+
+        psi_D(t_i, t_j) = ||t_i - t_j||_2 / mu,    mu = mean over pairs i != j of ||t_i - t_j||_2
+        L_RKD-D = sum over pairs (i, j) of l_delta(psi_D(t_i, t_j), psi_D(s_i, s_j))
+        l_delta(x, y) = 1/2 (x - y)^2 if |x - y| <= 1, else |x - y| - 1/2
+
+    ``l_delta`` is the Huber loss with delta = 1, i.e. ``F.smooth_l1_loss``.
+    Dividing by ``mu`` makes the loss blind to the overall scale of each
+    embedding space, so student and teacher need not live at the same scale,
+    nor in the same dimension.
+
+    Convention: instead of the sum, we average over all B*B entries of the two
+    normalised distance matrices, including the diagonal (0 on both sides), as
+    the authors' code does. Embeddings are flattened to (B, D); the widths D
+    may differ between student and teacher. Needs a batch of at least 2.
+    """
+    s = _embeddings("student_emb", student_emb, min_batch=2, loss="rkd_distance_loss")
+    t = _embeddings("teacher_emb", teacher_emb, min_batch=2, loss="rkd_distance_loss")
+    _check_same_batch("student_emb", s, "teacher_emb", t)
+    with _no_autocast(s), torch.no_grad():
+        psi_t = _normalised_distances(t)
+    with _no_autocast(s):
+        psi_s = _normalised_distances(s)
+        return F.smooth_l1_loss(psi_s, psi_t, beta=1.0)
+
+
+def _angle_cosines(e):
+    """cos of the angle at e_j between e_i - e_j and e_k - e_j, as a (B, B, B) tensor [j, i, k].
+
+    When i == j or k == j one of the vectors is zero; F.normalize then leaves it
+    zero, so those degenerate entries are 0.
+    """
+    u = F.normalize(e[None, :, :] - e[:, None, :], p=2, dim=-1)  # u[j, i] = unit(e_i - e_j)
+    return torch.einsum("jid,jkd->jik", u, u)
+
+
+def rkd_angle_loss(student_emb, teacher_emb):
+    """RKD angle-wise loss: match the angles formed by every triplet of samples.
+
+    Park, Kim, Lu & Cho (2019), Sec. 3.2.2 "Angle-wise distillation loss"
+    (the potential psi_A and the loss L_RKD-A, with the same Huber loss as the
+    distance-wise loss)::
+
+        psi_A(t_i, t_j, t_k) = cos(angle t_i t_j t_k) = <e_ij, e_kj>,   e_ij = (t_i - t_j) / ||t_i - t_j||_2
+        L_RKD-A = sum over triplets (i, j, k) of l_delta(psi_A(t_i, t_j, t_k), psi_A(s_i, s_j, s_k))
+
+    Angles are unchanged by scaling, so no normaliser is needed.
+
+    Convention: we average over all B*B*B triplets, as the authors' code does;
+    the degenerate ones (i == j or k == j) have cosine 0 on both sides and only
+    add to the count. Embeddings are flattened to (B, D); widths may differ.
+    Needs a batch of at least 3. Memory grows like B^2 * D + B^3.
+    """
+    s = _embeddings("student_emb", student_emb, min_batch=3, loss="rkd_angle_loss")
+    t = _embeddings("teacher_emb", teacher_emb, min_batch=3, loss="rkd_angle_loss")
+    _check_same_batch("student_emb", s, "teacher_emb", t)
+    with _no_autocast(s), torch.no_grad():
+        cos_t = _angle_cosines(t)
+    with _no_autocast(s):
+        cos_s = _angle_cosines(s)
+        return F.smooth_l1_loss(cos_s, cos_t, beta=1.0)
+
+
+def _similarity_matrix(f):
+    """SP's G: the (B, B) matrix of dot products f_i . f_j, each row scaled to unit L2 norm."""
+    g = f @ f.T
+    return F.normalize(g, p=2, dim=1)
+
+
+def sp_loss(student_feat, teacher_feat):
+    """Similarity-preserving KD: samples that look alike to the teacher should look alike to the student.
+
+    Tung & Mori (2019), Sec. 3, eqs. (1)-(4)::
+
+        G~ = Q Q^T                                Q: activations reshaped to (b, -1)
+        G[i, :] = G~[i, :] / ||G~[i, :]||_2       each row scaled to unit L2 norm
+        L_SP = 1/b^2 * || G_T - G_S ||_F^2
+
+    and the student is trained on ``CE + gamma * L_SP``. ``b`` is the
+    batch size. The (b, b) matrices exist for any feature widths, so student
+    and teacher features may have different shapes as long as the batch sizes
+    agree. Needs a batch of at least 2.
+
+    A "read the code" fact: torchdistill 1.1.5's ``SPKDLoss`` normalises with
+    ``normalize(G, 1)``. The second positional argument of
+    ``torch.nn.functional.normalize`` is ``p``, not ``dim``, so that is an L1
+    row normalisation (along the default dim=1), not the paper's L2. We follow
+    the paper.
+    """
+    s = _embeddings("student_feat", student_feat, min_batch=2, loss="sp_loss")
+    t = _embeddings("teacher_feat", teacher_feat, min_batch=2, loss="sp_loss")
+    _check_same_batch("student_feat", s, "teacher_feat", t)
+    b = s.shape[0]
+    # Under autocast a matmul would run in half precision; keep it in float32.
+    with _no_autocast(s), torch.no_grad():
+        g_t = _similarity_matrix(t)
+    with _no_autocast(s):
+        g_s = _similarity_matrix(s)
+        return (g_t - g_s).pow(2).sum() / b**2
+
+
+# ---------------------------------------------------------------------------
+# 4. Learning from peers, and a teacher-free baseline
+# ---------------------------------------------------------------------------
+
+def dml_loss(logits, peer_logits, targets):
+    """Deep mutual learning: cross-entropy plus the mean KL to each peer's prediction.
+
+    Zhang, Xiang, Hospedales & Lu (2018), Sec. 3.3 "Extension to Larger Student
+    Cohorts", eq. (10); Sec. 3.1 gives the same loss for a pair of networks::
+
+        L_k = CE(p_k, y) + 1/(K-1) * sum over peers l != k of KL(p_l || p_k)
+
+    ``p`` are ordinary softmax probabilities (no temperature). ``logits`` are
+    network k's logits (B, C); ``peer_logits`` is a list or tuple holding the
+    other K-1 networks' logits, each (B, C); a single tensor counts as one
+    peer. KL is summed over classes and averaged over the batch. The peers are
+    detached: each network is updated with its own loss, the peers' predictions
+    acting as fixed targets for that step.
+    """
+    z = _logits("logits", logits)
+    if isinstance(peer_logits, torch.Tensor):
+        peer_logits = [peer_logits]
+    if not isinstance(peer_logits, (list, tuple)):
+        raise TypeError(
+            f"peer_logits must be a tensor or a list/tuple of tensors, got "
+            f"{type(peer_logits).__name__}; wrap your peers' logits in a list"
+        )
+    if len(peer_logits) == 0:
+        raise ValueError("peer_logits is empty; pass at least one peer's logits (a list of (B, C) tensors)")
+    peers = []
+    for i, peer in enumerate(peer_logits):
+        name = f"peer_logits[{i}]"
+        peer = _logits(name, peer).detach()
+        _check_same_logits_shape("logits", z, name, peer)
+        peers.append(peer)
+    y = _targets(targets, z, logits_name="logits")
+
+    mimicry = sum(_kl_batchmean(peer, z) for peer in peers) / len(peers)
+    return F.cross_entropy(z, y) + mimicry
+
+
+def label_smoothing_loss(logits, targets, smoothing=0.1):
+    """Cross-entropy against smoothed labels; a teacher-free stand-in for soft targets.
+
+    Szegedy et al. (2016), Sec. 7 "Model Regularization via Label Smoothing"::
+
+        q'(k) = (1 - eps) * [k == y] + eps / K
+        loss  = - sum_k q'(k) log p(k)   (averaged over the batch)
+
+    With ``smoothing = eps = 0`` this is the ordinary cross-entropy. Useful to
+    compare with KD: both train on a softened target, but label smoothing
+    spreads the mass uniformly instead of the way a teacher ranks the classes.
+    Same value as ``F.cross_entropy(logits, targets, label_smoothing=eps)``.
+    """
+    _check_fraction("smoothing", smoothing)
+    z = _logits("logits", logits)
+    y = _targets(targets, z, logits_name="logits")
+    log_p = F.log_softmax(z, dim=-1)
+    nll_true = -log_p.gather(1, y[:, None]).squeeze(1)  # -log p(y)
+    nll_uniform = -log_p.mean(dim=-1)  # -(1/K) sum_k log p(k)
+    return ((1 - smoothing) * nll_true + smoothing * nll_uniform).mean()
+
+
+# ---------------------------------------------------------------------------
+# 5. Input checks (plumbing: skip on a first reading)
+# ---------------------------------------------------------------------------
+
+def _is_real_number(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_positive_number(name, value):
+    if not _is_real_number(value):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}; pass e.g. {name}=2.0")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}; pass a positive value such as {name}=2.0")
+
+
+def _check_temperature(T):
+    if not _is_real_number(T):
+        raise TypeError(f"T must be a real number, got {type(T).__name__}; pass a temperature such as T=4.0")
+    if not (math.isfinite(T) and T > 0):
+        raise ValueError(f"T must be a finite number > 0, got {T}; use a positive temperature such as T=4.0")
+
+
+def _check_fraction(name, value):
+    if not _is_real_number(value):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value}; pick a weight between 0 and 1")
+
+
+def _float_tensor(name, x, *, ndim=None, min_dim=1, layout=None):
+    """Check that x is a finite floating-point tensor of the right rank; return it upcast to float32.
+
+    ``layout`` (e.g. "(B, C, H, W)") only makes the error message clearer.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with torch.as_tensor(...)")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it with .float()")
+    wanted = f" {layout}" if layout else ""
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D{wanted}, got shape {tuple(x.shape)}; "
+                         "use .unsqueeze(0) for a single sample")
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} dimension(s){wanted}, got shape "
+                         f"{tuple(x.shape)}; add a batch dimension with .unsqueeze(0)")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (batch size 0); pass at least one sample")
+    if _check_values() and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the model outputs "
+                         "(a smaller learning rate or gradient clipping often helps)")
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def _logits(name, x):
+    """Logits must be a finite (B, K) float tensor."""
+    return _float_tensor(name, x, ndim=2, layout="(batch, classes)")
+
+
+def _embeddings(name, x, *, min_batch, loss):
+    """Relation losses compare samples within a batch: flatten to (B, D) and require B >= min_batch."""
+    e = _float_tensor(name, x, min_dim=2, layout="(B, ...)")
+    if e.shape[0] < min_batch:
+        raise ValueError(f"{name} needs a batch of at least {min_batch} samples for {loss}, "
+                         f"got {e.shape[0]}; use a larger batch")
+    return e.flatten(1)
+
+
+def _check_same_batch(name_a, a, name_b, b):
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and "
+                         f"{b.shape[0]}; compute both on the same batch of inputs")
+
+
+def _check_same_logits_shape(name_a, a, name_b, b):
+    _check_same_batch(name_a, a, name_b, b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} must have the same number of classes, got {a.shape[1]} "
+                         f"and {b.shape[1]}; both models must predict the same label set")
+
+
+def _targets(targets, logits, logits_name="student_logits"):
+    """Targets must be B integer class indices in [0, K)."""
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a torch.Tensor of class indices, got {type(targets).__name__}; "
+                        "convert it with torch.as_tensor(..., dtype=torch.long)")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise TypeError(f"targets must hold integer class indices, got dtype {targets.dtype}; "
+                        "convert it with .long() (soft-label targets are not supported here)")
+    batch, classes = logits.shape
+    if targets.dim() != 1 or targets.shape[0] != batch:
+        raise ValueError(f"targets must be 1-D with one class index per row of {logits_name} "
+                         f"(batch size {batch}), got shape {tuple(targets.shape)}")
+    if _check_values() and ((targets < 0) | (targets >= classes)).any():
+        raise ValueError(f"targets must be class indices in [0, {classes}), got values from "
+                         f"{int(targets.min())} to {int(targets.max())}; check the label encoding")
+    return targets.long()
+
+
+def _check_values():
+    # Inside torch.compile, a data-dependent `if` would split the graph; skip it there.
+    return CHECK_VALUES and not torch.compiler.is_compiling()
+
+
+def _no_autocast(x):
+    """A context in which autocast is off, so matmuls run in the inputs' float32."""
+    return torch.autocast(device_type=x.device.type, enabled=False)

@@ -1,0 +1,69 @@
+"""Results files: what an experiment measured, written by the code that measured it.
+
+Full-profile numbers are produced on a GPU by scripts and notebooks and committed under
+``notebooks/results/<name>.json``; notebooks read them back and show them beside their own
+quick-profile numbers. Each file records where, when and how long: device, torch version,
+git commit, profile, date and wall time. Files are written atomically.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import config
+
+
+def environment() -> dict:
+    """Device, library versions, commit, profile and date of this run."""
+    dev = config.device()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=config.project_root(),
+                                capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"device": f"{dev.type} ({name})", "torch": torch.__version__, "commit": commit,
+            "profile": config.profile_name(), "cpu_threads": torch.get_num_threads(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def path(name: str, directory=None) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name={name!r} must be a plain file stem such as 'hinton_mnist_full'.")
+    return Path(directory or config.results_dir()) / f"{name}.json"
+
+
+def write(name: str, results: dict, *, seconds: float | None = None, directory=None) -> Path:
+    """Write ``results`` with :func:`environment` and ``seconds`` of wall time, atomically."""
+    target = path(name, directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"environment": environment(), "wall_seconds": seconds, "results": results}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read(name: str, directory=None) -> dict | None:
+    """The stored results file ``name``, or ``None`` if it has not been measured yet."""
+    target = path(name, directory)
+    if not target.is_file():
+        return None
+    try:
+        return json.loads(target.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{target} is not valid JSON ({err}); restore it with "
+                         f"`git checkout -- {target.name}` or re-run the experiment.") from err
