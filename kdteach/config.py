@@ -34,8 +34,8 @@ class Profile:
     seeds: int  # repetitions for mean ± std tables
 
 
-QUICK = Profile("quick", train_size=10_000, test_size=10_000, teacher_epochs=4,
-                student_epochs=4, batch_size=128, seeds=2)
+QUICK = Profile("quick", train_size=10_000, test_size=10_000, teacher_epochs=8,
+                student_epochs=5, batch_size=128, seeds=2)
 FULL = Profile("full", train_size=None, test_size=None, teacher_epochs=60,
                student_epochs=60, batch_size=128, seeds=3)
 

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import copy
 import io
 
 import torch
@@ -81,7 +82,7 @@ def _check_pair(logits, labels) -> None:
 
 def summary(model: nn.Module, example: torch.Tensor, *, threads: int = 1) -> dict:
     """Parameters, bytes, FLOPs per image and CPU latency per image (ms) in one dict."""
-    cpu_model = model.to("cpu")
+    cpu_model = copy.deepcopy(model).to("cpu")  # a copy: ``model.to`` would move the caller's
     x = example.to("cpu")
     return {
         "parameters": parameters(cpu_model),

@@ -57,7 +57,7 @@ def hinton_student() -> MLP:
 
 def _conv_block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-              nn.ReLU(inplace=True)]
+              nn.ReLU()]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -78,7 +78,7 @@ class ConvNet(nn.Module):
         self.stage1 = _conv_block(in_channels, w1, pool=True)
         self.stage2 = _conv_block(w1, w2, pool=True)
         self.stage3 = _conv_block(w2, w3, pool=False)
-        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(w3 * 7 * 7, embed_dim), nn.ReLU(inplace=True))
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(w3 * 7 * 7, embed_dim), nn.ReLU())
         self.fc = nn.Linear(embed_dim, num_classes)
         self.widths, self.embed_dim = tuple(widths), embed_dim
 

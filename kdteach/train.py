@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config
+from . import config, losses
 from .data import DeviceLoader, Split
 from .features import check_names, record
 from .losses import kd_loss
@@ -200,6 +200,19 @@ def _loop(modules: Sequence[nn.Module], loader: DeviceLoader, step: Callable, op
           *, epochs: int, scheduler, eval_model: nn.Module | None, eval_data, progress: bool,
           desc: str) -> History:
     """Run ``epochs`` epochs; ``step(x, y, idx)`` returns ``(loss, student_logits)``."""
+    checks = losses.CHECK_VALUES
+    # On a GPU, the losses' NaN and label-range checks read tensor values: a host-device
+    # sync every step. The loop trusts its own inputs, so it turns them off while it runs.
+    losses.CHECK_VALUES = checks and loader.device.type != "cuda"
+    try:
+        return _epochs(modules, loader, step, optimizer, epochs=epochs, scheduler=scheduler,
+                       eval_model=eval_model, eval_data=eval_data, progress=progress, desc=desc)
+    finally:
+        losses.CHECK_VALUES = checks
+
+
+def _epochs(modules, loader, step, optimizer, *, epochs, scheduler, eval_model, eval_data,
+            progress, desc) -> History:
     from tqdm.auto import tqdm
 
     history = History()

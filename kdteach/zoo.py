@@ -39,11 +39,11 @@ def mnist_teacher(*, seed: int = 0, profile: config.Profile | None = None) -> mo
     """Hinton's 784-1200-1200-10 teacher (dropout 0.5/0.2, ±2-pixel jitter) on MNIST."""
     return _teacher("mnist_teacher", "mnist", models.hinton_teacher,
                     {"arch": "mlp-784-1200-1200-10", "dropout": [0.2, 0.5]}, profile, seed,
-                    {"lr": 1e-3, "jitter": 2})
+                    {"lr": 2e-3, "jitter": 2})
 
 
 def fashion_teacher(*, seed: int = 0, profile: config.Profile | None = None) -> models.ConvNet:
     """The CNN teacher (:func:`kdteach.models.cnn_teacher`) on Fashion-MNIST."""
     return _teacher("fashion_teacher", "fashion", models.cnn_teacher,
                     {"arch": "convnet-16-32-32-e256"}, profile, seed,
-                    {"lr": 2e-3, "jitter": 1})
+                    {"lr": 2e-3, "jitter": 0})
