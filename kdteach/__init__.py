@@ -7,15 +7,21 @@ The notebooks in ``notebooks/`` import what they need from these modules:
   device) and a fast on-device batch loader;
 * ``models``   — the teachers and students;
 * ``losses``   — distillation losses (Hinton KD, hints, attention, relational, ...);
-* ``features`` — recording intermediate features and connectors between widths;
+* ``features`` — recording intermediate features (forward hooks, torch.fx);
+* ``connectors`` — small learned layers mapping student features to the teacher's shape;
 * ``train``    — the training loop;
+* ``online``   — mutual learning, born-again networks, ensembles;
+* ``quantize`` — post-training dynamic int8 quantisation and its size/latency profile;
 * ``metrics``  — accuracy, errors, size and latency measurements;
 * ``cache``    — trained teachers cached on disk so notebooks do not retrain them;
 * ``viz``      — plots;
 * ``widgets``  — the notebooks' interactive sliders;
 * ``zoo``      — the course's standard datasets and trained teachers, sized by the profile;
 * ``exercises`` — self-checks for the notebooks' exercises;
-* ``results``  — measured results files under ``notebooks/results/``.
+* ``results``  — measured results files under ``notebooks/results/``;
+* ``bench``    — ``python -m kdteach.bench``: the tutorial loop vs ``train.distill``;
+* ``experiments`` — paper-scale scripts (``python -m kdteach.experiments.hinton_mnist``);
+* ``publish``  — the student edition and the static course site.
 
 ``import kdteach`` is cheap: a module is imported the first time it is used, so
 ``kdteach.losses`` works without importing it yourself.
@@ -27,7 +33,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("config", "data", "models", "losses", "features", "train", "metrics",
-               "cache", "viz", "widgets", "zoo", "exercises", "results", "experiments")
+               "cache", "viz", "widgets", "zoo", "exercises", "results", "experiments",
+               "connectors", "online", "quantize", "bench", "publish")
 __all__ = ["__version__"]
 
 
