@@ -13,7 +13,7 @@ WELCOME := notebooks/00_welcome.ipynb
 
 PYCHECK := -c 'import sys; sys.exit(sys.version_info < (3, 10))'
 
-.PHONY: setup venv data lab test clean distclean student book browser bench
+.PHONY: setup venv data lab test clean distclean student book browser bench runtimes
 
 setup venv: $(STAMP)
 
@@ -52,6 +52,13 @@ test: setup data
 BENCH_ARGS ?=
 bench: setup data
 	$(PY) -m kdteach.bench $(BENCH_ARGS)
+
+# --- per-notebook runtimes (python -m kdteach.runtimes) ---
+# Every notebook alone, empty teacher cache then cached; prints the README's table and writes
+# notebooks/results/runtimes_<profile>_<device>.json. E.g. make runtimes RUNTIMES_ARGS=03_hinton_kd
+RUNTIMES_ARGS ?=
+runtimes: setup data
+	$(PY) -m kdteach.runtimes $(RUNTIMES_ARGS)
 
 # --- student edition and course site ---
 

@@ -21,7 +21,8 @@ The notebooks in ``notebooks/`` import what they need from these modules:
 * ``results``  — measured results files under ``notebooks/results/``;
 * ``bench``    — ``python -m kdteach.bench``: the tutorial loop vs ``train.distill``;
 * ``experiments`` — paper-scale scripts (``python -m kdteach.experiments.hinton_mnist``);
-* ``publish``  — the student edition and the static course site.
+* ``publish``  — the student edition and the static course site;
+* ``runtimes`` — ``python -m kdteach.runtimes``: how long each notebook takes.
 
 ``import kdteach`` is cheap: a module is imported the first time it is used, so
 ``kdteach.losses`` works without importing it yourself.
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("config", "data", "models", "losses", "features", "train", "metrics",
                "cache", "viz", "widgets", "zoo", "exercises", "results", "experiments",
-               "connectors", "online", "quantize", "bench", "publish")
+               "connectors", "online", "quantize", "bench", "publish", "runtimes")
 __all__ = ["__version__"]
 
 

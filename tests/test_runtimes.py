@@ -1,0 +1,42 @@
+"""kdteach.runtimes: each notebook timed alone, empty cache then cached, failures reported."""
+from __future__ import annotations
+
+
+import nbformat
+import pytest
+
+from kdteach import runtimes
+
+
+@pytest.fixture(scope="module")
+def report():
+    return runtimes.run(["00_welcome"], log=lambda *a, **k: None)
+
+
+def test_both_runs_are_measured(report):
+    (row,) = report["rows"]
+    assert row["notebook"] == "00_welcome"
+    for mode in ("empty_cache", "cached"):
+        assert row[mode]["passed"], row[mode]["output_tail"]
+        assert row[mode]["seconds"] > 1  # a kernel start alone takes longer than that
+        assert row[mode]["peak_bytes"] > 100 * 2**20  # a kernel with torch loaded
+
+
+def test_markdown_table(report):
+    table = runtimes.markdown(report)
+    assert table.splitlines()[0] == "| notebook | empty cache | cached |"
+    assert "| `00_welcome` |" in table and "GiB" in table
+
+
+def test_a_failing_notebook_is_reported(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'arithmetic'")])
+    nbformat.write(nb, tmp_path / "99_broken.ipynb")
+    report = runtimes.run(["99_broken"], src=tmp_path, log=lambda *a, **k: None)
+    broken = report["rows"][0]["empty_cache"]
+    assert not broken["passed"] and "arithmetic" in broken["output_tail"]
+    assert "(failed)" in runtimes.markdown(report)
+
+
+def test_unknown_notebook_names_the_fix():
+    with pytest.raises(ValueError, match="stems such as 00_welcome"):
+        runtimes.notebooks(names=["no_such_notebook"])
