@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ def flops(model: nn.Module, example: torch.Tensor) -> int:
 def latency(model: nn.Module, example: torch.Tensor, *, min_run_time: float = 0.2,
             threads: int = 1) -> float:
     """Median seconds of one forward pass on ``example`` (``threads`` CPU threads)."""
-    from torch.utils import benchmark
+    benchmark = _torch_benchmark()
 
     was_training = model.training
     model.eval()
@@ -56,6 +57,20 @@ def latency(model: nn.Module, example: torch.Tensor, *, min_run_time: float = 0.
             return float(timer.blocked_autorange(min_run_time=min_run_time).median)
     finally:
         model.train(was_training)
+
+
+def _torch_benchmark():
+    # Importing torch.utils.benchmark imports torch.utils.cpp_extension, which logs a warning
+    # about CUDA_HOME wherever a CUDA build of torch runs without a GPU: noise in a notebook,
+    # and irrelevant to timing a forward pass.
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -118,3 +118,16 @@ def test_summary_does_not_move_the_callers_model():
     model = _Tracked(nn.Flatten(), nn.Linear(784, 10))
     metrics.summary(model, torch.randn(2, 1, 28, 28))
     assert model.__dict__.get("moves", []) == []
+
+
+def test_latency_logs_nothing_about_cuda_home():
+    """Importing torch.utils.benchmark logs a CUDA_HOME warning on CUDA builds without a GPU
+    (as on the course's CPU machines); metrics.latency keeps it out of the notebooks."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from kdteach import metrics, models; "
+            "metrics.latency(models.hinton_student(), torch.randn(2, 1, 28, 28), min_run_time=0.01)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cpp_extension" not in proc.stderr, proc.stderr
