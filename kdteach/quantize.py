@@ -12,10 +12,16 @@ needs no calibration data and no retraining. The matrix product runs in int8 (x8
 fbgemm/onednn kernels; ARM: qnnpack) and is dequantised to float afterwards.
 
 Only the layer types named are replaced — by default ``nn.Linear``. Convolutions and
-BatchNorm stay float32 under *dynamic* quantisation (static quantisation, which also
-needs calibration data, would handle them). So a model shrinks by close to 4× only
+BatchNorm stay float32 under *dynamic* quantisation. So a model shrinks by close to 4× only
 if nearly all its parameters are in Linear layers; :func:`predicted_ratio` says how much
 to expect from the share of parameters that are.
+
+:func:`static_int8` is post-training *static* quantisation: it first runs the model on a
+few hundred calibration images to record the range of every layer's activations, then
+folds each BatchNorm into the convolution before it (Jacob et al. 2018, Sec. 3.2), fuses
+the ReLUs, and converts every convolution and Linear layer, weights and activations, to
+int8 (PyTorch's FX graph-mode quantisation, default x86 settings: per-channel weight
+scales, per-tensor activation scales). The whole CNN is then int8, not only its Linear part.
 
 Which API: PyTorch 2.14 still ships ``torch.ao.quantization.quantize_dynamic`` with its
 int8 CPU kernels, but marks the module deprecated in favour of the separate ``torchao``
@@ -55,6 +61,41 @@ def dynamic_int8(model: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Lin
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated")
         return quantize_dynamic(float_copy, set(layers), dtype=torch.qint8)
+
+
+def static_int8(model: nn.Module, calibration: torch.Tensor, *, batch_size: int = 256,
+                backend: str = "x86") -> nn.Module:
+    """An int8 statically quantised copy of ``model`` on the CPU, in ``eval()`` mode.
+
+    ``calibration`` is a batch of typical inputs (e.g. 500 training images): the model is
+    run on it once to observe each activation's range, from which the int8 scales are set.
+    Convolutions (with their BatchNorm folded in and ReLU fused) and Linear layers become
+    int8; the original model is left untouched. The result runs on the CPU only.
+    """
+    train._check_model(model, "model")
+    if not isinstance(calibration, torch.Tensor):
+        raise TypeError(f"calibration must be a tensor of example inputs, got "
+                        f"{type(calibration).__name__}; pass e.g. train_split.images[:500].")
+    if calibration.ndim < 2 or len(calibration) == 0:
+        raise ValueError(f"calibration must be a non-empty batch of inputs, got shape "
+                         f"{tuple(calibration.shape)}; pass e.g. train_split.images[:500].")
+    with warnings.catch_warnings():
+        # deprecation notices of torch.ao.quantization (see the module docstring) and its
+        # note that reduce_range will be replaced by quant_min/quant_max
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*")
+        warnings.filterwarnings("ignore", message=r".*reduce_range will be deprecated")
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+        float_copy = copy.deepcopy(model).to("cpu").eval()
+        examples = calibration.detach().to("cpu", torch.float32)
+        observed = prepare_fx(float_copy, get_default_qconfig_mapping(backend),
+                              example_inputs=(examples[:1],))
+        with torch.no_grad():
+            for start in range(0, len(examples), batch_size):
+                observed(examples[start:start + batch_size])
+        return convert_fx(observed)
 
 
 def _torchao_int8(model: nn.Module, layers) -> nn.Module:
