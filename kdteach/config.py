@@ -10,6 +10,7 @@ Unset, it is ``full`` when CUDA is present and ``quick`` otherwise.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass
@@ -103,3 +104,22 @@ def cache_dir() -> Path:
 def results_dir() -> Path:
     """Where measured results files are committed: ``notebooks/results`` (notebooks read them)."""
     return project_root() / "notebooks" / "results"
+
+
+@contextlib.contextmanager
+def environment(**values: str | None):
+    """Set environment variables for the block, then restore them (also on error).
+
+    A value of ``None`` leaves that variable as it is. Used where a run must record, or
+    hand to a child process (a notebook kernel), the profile and device it ran with.
+    """
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

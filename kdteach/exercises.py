@@ -24,6 +24,12 @@ def not_attempted(what: str) -> bool:
     return feedback(False, f"Not answered yet: {what}")
 
 
+def known_mistake(answer, mistakes, **tolerance) -> str | None:
+    """The hint of the first ``(wrong value, hint)`` in ``mistakes`` that ``answer`` matches
+    (by :func:`close`, with ``tolerance``), or ``None`` if it matches none of them."""
+    return next((hint for wrong, hint in mistakes if close(answer, wrong, **tolerance)), None)
+
+
 def close(answer, expected, *, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     """Whether ``answer`` matches ``expected`` (numbers or tensors) within tolerance."""
     a = torch.as_tensor(answer, dtype=torch.float64)
@@ -89,9 +95,9 @@ def check_stable_softmax(fn) -> bool:
             (torch.log_softmax(z / 2.0, dim=-1), "These are log-probabilities; return probabilities "
              "(exponentiate)."),
         ]
-        for candidate, message in wrong:
-            if close(out, candidate):
-                return feedback(False, message)
+        hint = known_mistake(out, wrong)
+        if hint:
+            return feedback(False, hint)
         return feedback(False, "The values are not softmax(z / T): exp(z_i / T) / sum_j exp(z_j / T), "
                         "row by row. Compare with torch.softmax(z / T, dim=-1).")
     try:
@@ -228,14 +234,14 @@ def check_student_flops(flops) -> bool:
         (784 * 1200 + 1200 * 1200 + 1200 * 10, "That is the teacher's multiply-adds; the question "
          "asks for the student (784-800-800-10), and for FLOPs (2 per multiply-add)."),
     ]
-    for candidate, message in wrong:
-        if close(value, candidate, rtol=1e-6):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=1e-6)
+    if hint:
+        return feedback(False, hint)
     if close(value, expected, rtol=2e-3):  # rounded, e.g. 2.55e6
         return feedback(True, right)
-    for candidate, message in wrong:  # a rounded mistake, e.g. 1.28e6
-        if close(value, candidate, rtol=2e-3):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=2e-3)  # a rounded mistake, e.g. 1.28e6
+    if hint:
+        return feedback(False, hint)
     return feedback(False, f"{value:,.0f} is off. A linear layer with n_in inputs and n_out outputs "
                     "does n_in × n_out multiply-adds per image; sum them over the three layers and "
                     "count 2 FLOPs per multiply-add.")
@@ -269,9 +275,9 @@ def check_conv_flops(flops) -> bool:
         (2 * c_in * k * k * c_out, "That counts one output position only: the kernel slides over all "
          "28 × 28 positions."),
     ]
-    for candidate, message in wrong:
-        if close(value, candidate, rtol=1e-3):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=1e-3)
+    if hint:
+        return feedback(False, hint)
     return feedback(False, f"{value:,.0f} is off. Count outputs (channels × height × width) × "
                     "multiply-adds per output (kernel height × width × input channels) × 2.")
 
@@ -385,9 +391,9 @@ def check_kd_loss(fn) -> bool:
             (T**2 * kl, "The hard-label term alpha · CE(student_logits, targets) is missing, and "
              "the soft term needs the weight 1 − alpha."),
         ]
-        for candidate, message in wrong:
-            if close(float(value.detach()), candidate, rtol=1e-4):
-                return feedback(False, message)
+        hint = known_mistake(float(value.detach()), wrong, rtol=1e-4)
+        if hint:
+            return feedback(False, hint)
         return feedback(False, f"Value {float(value.detach()):.5f}, expected {expected:.5f}. "
                         "Check each "
                         "piece: alpha · cross_entropy(s, y) + (1 − alpha) · T² · "
@@ -436,9 +442,9 @@ def check_soft_gradient(answer, student_logits, teacher_logits, T) -> bool:
          "temperature T, softmax(z / T), not at T = 1."),
         (diff / B, "Missing the factor T: T² from the loss times 1/T from the chain rule."),
     ]
-    for candidate, message in wrong:
-        if close(g, candidate, rtol=1e-3, atol=1e-7):
-            return feedback(False, message)
+    hint = known_mistake(g, wrong, rtol=1e-3, atol=1e-7)
+    if hint:
+        return feedback(False, hint)
     return feedback(False, "Not the gradient. Differentiate T² · mean_b KL(q_t ‖ softmax(z_b / T)) "
                     "with respect to z: each row gives (q_s − q_t) / T, times T², divided by B.")
 
@@ -490,9 +496,9 @@ def check_matched_smoothing(eps, teacher_logits, labels, T) -> bool:
          "of the *labelled* class (gather with the labels)."),
         (100 * expected, "That looks like a percentage; eps is a fraction between 0 and 1."),
     ]
-    for candidate, message in wrong:
-        if close(eps, candidate, rtol=2e-3):
-            return feedback(False, message)
+    hint = known_mistake(eps, wrong, rtol=2e-3)
+    if hint:
+        return feedback(False, hint)
     if not 0 <= eps <= 1:
         return feedback(False, f"eps={eps:g} is not in [0, 1]: it is a fraction of probability mass.")
     return feedback(False, f"eps={eps:.4f} is off. Compute q = softmax(teacher_logits / T), the mean "
@@ -539,9 +545,9 @@ def check_ensemble_soft_targets(answer, member_logits, T) -> bool:
         (torch.log_softmax(z / T, -1).mean(0), "Those are averaged log-probabilities; average the "
          "probabilities themselves."),
     ]
-    for candidate, message in wrong:
-        if close(a, candidate, rtol=1e-3, atol=1e-5):
-            return feedback(False, message)
+    hint = known_mistake(a, wrong, rtol=1e-3, atol=1e-5)
+    if hint:
+        return feedback(False, hint)
     sums = a.sum(-1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
         return feedback(False, "The rows do not sum to 1, so they are not probability distributions; "
@@ -822,9 +828,9 @@ def check_dml_loss(answer, cohort_logits, labels) -> bool:
         (ce + mimicry / C, "The KL looks averaged over the classes (reduction='mean'); sum over "
          "classes and average over the batch ('batchmean')."),
     ]
-    for candidate, message in wrong:
-        if close(value, candidate, rtol=1e-4):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=1e-4)
+    if hint:
+        return feedback(False, hint)
     return feedback(False, f"{value:.4f} is off. Compute p = softmax(logits) for each network, "
                     "CE of peer 0 against the labels, and KL(p_l ‖ p_0) = sum_c p_l (log p_l − "
                     "log p_0) averaged over the batch, for every peer l ≠ 0.")
@@ -860,9 +866,9 @@ def check_bane_accuracy(answer, generation_logits, labels) -> bool:
         (acc(votes.double()), "That is a majority vote; average the probabilities instead (the "
          "vote throws away how confident each generation is)."),
     ]
-    for candidate, message in wrong:
-        if close(value, candidate, rtol=0, atol=1e-6):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=0, atol=1e-6)
+    if hint:
+        return feedback(False, hint)
     return feedback(False, f"{value:.4f} is off. Stack the generations' logits, apply softmax over "
                     "the classes, average over the generations, take the argmax, compare with "
                     "the labels.")
@@ -915,18 +921,14 @@ def check_best_method(answer, table) -> bool:
 def check_quantized_ratio(answer, model) -> bool:
     """Exercise 9.2: the float / int8 size ratio dynamic quantisation can reach on ``model``
     when only its ``nn.Linear`` parameters go from 4 bytes to 1: ``1 / (f/4 + (1 - f))``."""
-    from torch import nn
+    from .quantize import predicted_ratio, quantized_fraction
 
     if _unanswered(answer):
         return not_attempted("set `ratio` to the predicted float size / quantised size.")
     value = _nb08_number(answer, "ratio")
     if value is None:
         return False
-    total = sum(p.numel() for p in model.parameters())
-    linear = sum(p.numel() for m in model.modules() if isinstance(m, nn.Linear)
-                 for p in m.parameters(recurse=False))
-    f = linear / total
-    expected = 1 / (f / 4 + (1 - f))
+    f, expected = quantized_fraction(model), predicted_ratio(model)
     if close(value, expected, rtol=2e-3):
         return feedback(True, f"Right: {100 * f:.1f}% of the parameters are in Linear layers, so "
                         f"at best {expected:.2f}× smaller — the float part caps the gain.")
@@ -939,8 +941,8 @@ def check_quantized_ratio(answer, model) -> bool:
         (1 / (f + (1 - f) / 4), "You quantised the wrong part: the Linear fraction f goes to "
          "f/4, the rest (convolutions, batch norm) stays at full size."),
     ]
-    for candidate, message in wrong:
-        if close(value, candidate, rtol=2e-3):
-            return feedback(False, message)
+    hint = known_mistake(value, wrong, rtol=2e-3)
+    if hint:
+        return feedback(False, hint)
     return feedback(False, f"{value:.3f} is off. Count the parameters inside nn.Linear modules, "
                     "divide by all parameters to get f, then 1 / (f/4 + (1 − f)).")

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import html
-import json
 import os
 import re
 import shutil
@@ -295,29 +293,17 @@ def _title(nb, fallback: str) -> str:
     return fallback
 
 
-@contextlib.contextmanager
-def _kernel_environment():
-    """The environment kernels inherit while the site is built: the quick profile unless
-    one is set, and inline matplotlib so that plots (also inside widgets) are recorded."""
-    saved = {k: os.environ.get(k) for k in ("KDTEACH_PROFILE", "MPLBACKEND")}
-    os.environ.setdefault("KDTEACH_PROFILE", "quick")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def execute(nb, cwd: Path, timeout: int = 600):
     """Run ``nb`` top to bottom in a fresh kernel (in ``cwd``) and store the widget state.
     A cell that raises stops the build with that cell's traceback."""
     from nbconvert.preprocessors import ExecutePreprocessor
 
-    with _kernel_environment():
+    from . import config  # imports torch: only here, not when the student edition is written
+
+    # Kernels inherit the quick profile unless one is set, and inline matplotlib so that
+    # plots (also inside widgets) are recorded in the page.
+    with config.environment(KDTEACH_PROFILE=os.environ.get("KDTEACH_PROFILE", "quick"),
+                            MPLBACKEND="module://matplotlib_inline.backend_inline"):
         ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=True)
         ep.preprocess(nb, {"metadata": {"path": str(cwd)}})
     return nb

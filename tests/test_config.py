@@ -1,6 +1,7 @@
 """kdteach.config: the profile switch, device choice, seeding and paths."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -141,3 +142,14 @@ def test_paths(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert config.cache_dir() == Path.home() / ".cache" / "kdteach"
     assert config.results_dir() == root / "notebooks" / "results"
+
+
+def test_environment_sets_and_restores_even_on_error(monkeypatch):
+    monkeypatch.setenv("KDTEACH_PROFILE", "full")
+    monkeypatch.delenv("KDTEACH_DEVICE", raising=False)
+    with pytest.raises(RuntimeError):
+        with config.environment(KDTEACH_PROFILE="quick", KDTEACH_DEVICE="cpu", KDTEACH_DATA=None):
+            assert os.environ["KDTEACH_PROFILE"] == "quick" and os.environ["KDTEACH_DEVICE"] == "cpu"
+            raise RuntimeError("inside")
+    assert os.environ["KDTEACH_PROFILE"] == "full"
+    assert "KDTEACH_DEVICE" not in os.environ

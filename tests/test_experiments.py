@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from kdteach import config, models
 from kdteach.experiments import hinton_mnist

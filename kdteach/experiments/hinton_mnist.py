@@ -44,8 +44,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -217,21 +215,6 @@ def meets_targets(res: dict) -> dict[str, bool]:
     return {k: (lo is None or res[k] >= lo) and res[k] <= hi for k, (lo, hi) in TARGETS.items()}
 
 
-@contextlib.contextmanager
-def _environment(**values):
-    """Set environment variables for the block (so results.environment() agrees with the run)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: v for k, v in values.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m kdteach.experiments.hinton_mnist",
@@ -285,8 +268,8 @@ def main(argv=None) -> dict:
         out = out or "hinton_mnist_smoke"
 
     start = time.perf_counter()
-    with _environment(KDTEACH_DEVICE=str(device),
-                      KDTEACH_PROFILE=profile if profile in config.PROFILES else None):
+    with config.environment(KDTEACH_DEVICE=str(device),
+                            KDTEACH_PROFILE=profile if profile in config.PROFILES else None):
         res = run(recipe, device=device, seed=args.seed)
         seconds = time.perf_counter() - start
         res["profile"] = profile
