@@ -13,7 +13,7 @@ WELCOME := notebooks/00_welcome.ipynb
 
 PYCHECK := -c 'import sys; sys.exit(sys.version_info < (3, 10))'
 
-.PHONY: setup venv data lab test clean distclean student book browser bench runtimes
+.PHONY: setup venv data lab test clean distclean student book browser bench runtimes gpu-results
 
 setup venv: $(STAMP)
 
@@ -59,6 +59,18 @@ bench: setup data
 RUNTIMES_ARGS ?=
 runtimes: setup data
 	$(PY) -m kdteach.runtimes $(RUNTIMES_ARGS)
+
+# --- every GPU-only number in the course, in one go (needs CUDA) ---
+# The benchmark, Hinton's table at full scale, every notebook at the full profile (which
+# also writes nb05/06/07 and the capstone's full results), and last, allowed to fail, the
+# benchmark's torch.compile and CUDA-graph variants. Writes notebooks/results/
+# {bench_gpu,hinton_mnist_full,runtimes_full_cuda,bench_gpu_extras}.json.
+gpu-results: setup data
+	@$(PY) -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "make gpu-results needs a CUDA GPU (torch.cuda.is_available() is False here); on a CPU the full profile takes hours. The CPU numbers come from make bench and make runtimes.")'
+	$(PY) -m kdteach.bench --json notebooks/results/bench_gpu.json
+	$(PY) -m kdteach.experiments.hinton_mnist
+	KDTEACH_PROFILE=full $(PY) -m kdteach.runtimes
+	-$(PY) -m kdteach.bench --compile --graphs --json notebooks/results/bench_gpu_extras.json
 
 # --- student edition and course site ---
 

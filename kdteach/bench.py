@@ -355,9 +355,7 @@ def run_one(loop: str, *, batch_size: int, teacher, test_split: data.Split,
                 loss = value
                 accuracy = train.evaluate(student, test_split, device=device).accuracy
             del student
-        n = len(train_set)
-        del train_set
-    return Run(loop=loop, batch_size=batch_size, images=n, seconds=min(times),
+    return Run(loop=loop, batch_size=batch_size, images=len(train_set), seconds=min(times),
                warmup_seconds=warm.seconds, peak_device_bytes=mem.device_bytes,
                peak_host_bytes=mem.host_bytes, host_peak_exact=mem.host_exact,
                test_accuracy=accuracy, train_loss=loss, all_seconds=times)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,31 +47,51 @@ def notebooks(src: Path | None = None, names=None) -> list[Path]:
     return paths
 
 
-def measure(notebook: Path, cache: Path, *, timeout: int = 900) -> dict:
-    """Run ``notebook`` with nbval, teachers cached in ``cache``: seconds, peak bytes, passed."""
+#: (seconds per cell, seconds per notebook) before a run counts as failed. Guards against a
+#: hang, not budgets: the full profile trains at paper scale, so it gets far longer.
+TIMEOUTS = {"quick": (300, 900), "full": (3600, 4 * 3600)}
+
+
+def measure(notebook: Path, cache: Path, *, timeout: int | None = None) -> dict:
+    """Run ``notebook`` with nbval, teachers cached in ``cache``: seconds, peak bytes, passed.
+
+    A run over ``timeout`` seconds (default: :data:`TIMEOUTS` for the profile) is stopped,
+    with the kernel it started, and reported as failed; the other notebooks still run.
+    """
+    cell_limit, notebook_limit = TIMEOUTS[config.profile_name()]
+    timeout = timeout or notebook_limit
     cmd = [sys.executable, "-c", _PEAK_WRAPPER, sys.executable, "-m", "pytest", str(notebook),
            "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax", "--nbval-current-env",
-           "--nbval-cell-timeout=300", f"--rootdir={notebook.parent}"]
+           f"--nbval-cell-timeout={cell_limit}", f"--rootdir={notebook.parent}"]
     env = {**os.environ, "KDTEACH_CACHE": str(cache), "KDTEACH_PROFILE": config.profile_name(),
            "MPLBACKEND": "Agg"}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=notebook.parent)
+    # A session of its own, so that a timeout stops pytest too, not just the wrapper (the
+    # kernel, in its own session, exits when ipykernel sees its parent gone).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=notebook.parent, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        return {"seconds": time.perf_counter() - start, "passed": False, "peak_bytes": None,
+                "output_tail": f"stopped after {timeout} s (timeout)\n" + (stdout + stderr)[-1800:]}
     seconds = time.perf_counter() - start
-    peak_kib = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    peak_kib = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     return {"seconds": seconds, "passed": proc.returncode == 0,
             "peak_bytes": int(peak_kib) * 1024 if peak_kib.isdigit() else None,
-            "output_tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-2000:]}
+            "output_tail": "" if proc.returncode == 0 else (stdout + stderr)[-2000:]}
 
 
-def run(names=None, *, src: Path | None = None, log=print) -> dict:
+def run(names=None, *, src: Path | None = None, timeout: int | None = None, log=print) -> dict:
     """Measure ``names`` (default: every notebook) empty-cache then cached; return the report."""
     rows = []
     for path in notebooks(src, names):
         with tempfile.TemporaryDirectory(prefix="kdteach-cache-") as cache:
             row = {"notebook": path.stem}
             for mode in ("empty_cache", "cached"):
-                row[mode] = measure(path, Path(cache))
+                row[mode] = measure(path, Path(cache), timeout=timeout)
                 log(f"{path.stem:34s} {mode:11s} {row[mode]['seconds']:6.1f} s"
                     f"{'' if row[mode]['passed'] else '  FAILED'}", file=sys.stderr)
             rows.append(row)

@@ -18,6 +18,7 @@ Why it is fast on a GPU (and not slow on a CPU):
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -30,11 +31,26 @@ from torch import nn
 
 from . import config, losses
 from .data import DeviceLoader, Split
-from .features import check_names, record
+from .features import check_names, record, shapes
 from .losses import kd_loss
 
-#: Teacher features are cached for the whole training set only below this many bytes.
+#: Teacher features are cached for the whole training set only below this many bytes
+#: (on a GPU: this or an eighth of its memory, whichever is larger; see feature_cache_budget).
 FEATURE_CACHE_BYTES = 1 << 30
+
+
+def feature_cache_budget(device: torch.device) -> int:
+    """How many bytes of teacher features :func:`distill` may keep for the whole set.
+
+    Host memory is shared with everything else on a laptop, so the CPU gets
+    :data:`FEATURE_CACHE_BYTES`; a GPU gets an eighth of its memory if that is more (10 GB on
+    an 80 GB H100), so that full-scale feature distillation looks features up by index
+    instead of running the teacher every step.
+    """
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        return max(FEATURE_CACHE_BYTES, total // 8)
+    return FEATURE_CACHE_BYTES
 
 
 @dataclass
@@ -310,16 +326,18 @@ class _TeacherOutputs:
         self.teacher, self.features, self.amp = teacher, list(features), amp
         self.device = loader.device
         self.cached_logits, self.cached_features = None, {}
-        if not loader.augmented:
-            logits, feats = predict(teacher, loader.images, features=self.features,
-                                    device=self.device, amp=amp) if self.features else (
-                predict(teacher, loader.images, device=self.device, amp=amp), {})
-            size = sum(t.numel() * t.element_size() for t in feats.values())
-            self.cached_logits = logits
-            if size <= FEATURE_CACHE_BYTES:
-                self.cached_features = feats
-            elif self.features:  # too big to keep: features are recomputed per batch
-                self.cached_logits = None
+        if loader.augmented:
+            return  # new inputs every epoch: the teacher runs on every batch
+        if self.features:
+            # Sized from one example before anything is stored: float32 after predict().
+            per_example = sum(4 * math.prod(shape[1:]) for shape in
+                              shapes(teacher, self.features, loader.images[:1]).values())
+            if per_example * len(loader.images) > feature_cache_budget(self.device):
+                return  # too big to keep: logits and features are computed per batch
+            self.cached_logits, self.cached_features = predict(
+                teacher, loader.images, features=self.features, device=self.device, amp=amp)
+        else:
+            self.cached_logits = predict(teacher, loader.images, device=self.device, amp=amp)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, idx: torch.Tensor):

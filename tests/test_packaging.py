@@ -200,6 +200,27 @@ def test_make_lab_starts_jupyterlab_in_notebooks():
     assert "jupyter lab" in out and "--ServerApp.root_dir=notebooks" in out
 
 
+def test_make_gpu_results_writes_every_gpu_results_file():
+    out = _make_n("gpu-results")
+    for name in ("bench_gpu", "bench_gpu_extras"):
+        assert f"--json notebooks/results/{name}.json" in out, name
+    assert "-m kdteach.experiments.hinton_mnist" in out
+    assert "KDTEACH_PROFILE=full .venv/bin/python -m kdteach.runtimes" in out
+
+
+def test_make_gpu_results_refuses_a_machine_without_cuda():
+    """On a CPU the full profile would run for hours: the target stops first and says why."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the guard only stops CPU-only machines")
+    makefile = (ROOT / "Makefile").read_text()
+    guard = re.search(r"^gpu-results:.*\n\t@(.*)$", makefile, re.M).group(1)
+    proc = subprocess.run(guard.replace("$(PY)", sys.executable), shell=True, cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "needs a CUDA GPU" in proc.stderr
+
+
 # -- kdteach/__init__.py ------------------------------------------------------------
 
 def test_import_kdteach_is_cheap_and_submodules_are_lazy():

@@ -1,6 +1,7 @@
 """kdteach.runtimes: each notebook timed alone, empty cache then cached, failures reported."""
 from __future__ import annotations
 
+import time
 
 import nbformat
 import pytest
@@ -35,6 +36,17 @@ def test_a_failing_notebook_is_reported(tmp_path):
     broken = report["rows"][0]["empty_cache"]
     assert not broken["passed"] and "arithmetic" in broken["output_tail"]
     assert "(failed)" in runtimes.markdown(report)
+
+
+def test_a_notebook_over_its_timeout_is_stopped_and_reported(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(120)")])
+    nbformat.write(nb, tmp_path / "98_slow.ipynb")
+    start = time.perf_counter()
+    report = runtimes.run(["98_slow"], src=tmp_path, timeout=10, log=lambda *a, **k: None)
+    assert time.perf_counter() - start < 60  # both runs stopped, neither slept its 120 s
+    for mode in ("empty_cache", "cached"):
+        run = report["rows"][0][mode]
+        assert not run["passed"] and "timeout" in run["output_tail"], run
 
 
 def test_unknown_notebook_names_the_fix():

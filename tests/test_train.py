@@ -297,6 +297,26 @@ def test_cached_teacher_features_match_the_teacher(train_set):
             assert torch.allclose(feat, teacher.stage2(teacher.stage1(x)), atol=1e-5)
 
 
+def test_features_over_the_cache_budget_are_computed_per_batch(monkeypatch, train_set):
+    """Sized before anything is stored: over budget, the teacher runs on every batch (and the
+    full set is never pushed through it); within budget, once for the whole set."""
+    data = Split(train_set.images[:96], train_set.labels[:96])
+    per_example = 4 * (16 * 7 * 7)  # stage2 of the teacher below, float32
+
+    def teacher_calls(budget):
+        monkeypatch.setattr(train, "FEATURE_CACHE_BYTES", budget)
+        torch.manual_seed(0)
+        teacher = small_cnn((8, 16, 16), 32)
+        counter = CountCalls(teacher)
+        train.distill(small_cnn(), teacher, data, lambda o: F.cross_entropy(o.student_logits, o.targets),
+                      teacher_features=["stage2"], epochs=2, batch_size=32, device=CPU)
+        return counter.calls
+
+    assert train.feature_cache_budget(CPU) == train.FEATURE_CACHE_BYTES
+    assert teacher_calls(96 * per_example) == 1 + 1  # the sizing pass, then one predict batch
+    assert teacher_calls(96 * per_example - 1) == 1 + 2 * 3  # the sizing pass, then every step
+
+
 def test_extra_modules_are_trained(train_set):
     torch.manual_seed(0)
     student, teacher = small_cnn((4, 8, 8), 16), small_cnn((8, 16, 16), 32)
