@@ -40,9 +40,14 @@ def path(name: str, directory=None) -> Path:
     return Path(directory or config.results_dir()) / f"{name}.json"
 
 
-def write(name: str, results: dict, *, seconds: float | None = None, directory=None) -> Path:
-    """Write ``results`` with :func:`environment` and ``seconds`` of wall time, atomically."""
-    payload = {"environment": environment(), "wall_seconds": seconds, "results": results}
+def write(name: str, results: dict, *, seconds: float | None = None, directory=None,
+          env: dict | None = None) -> Path:
+    """Write ``results`` with ``seconds`` of wall time and ``env``, atomically.
+
+    ``env`` is :func:`environment` taken when the run *started* (so the commit is the code
+    that ran, even if the checkout moved during a long run); by default, taken now.
+    """
+    payload = {"environment": env or environment(), "wall_seconds": seconds, "results": results}
     return write_json(path(name, directory), payload, sort_keys=True)
 
 

@@ -34,3 +34,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
         results.write_json(target, {"not json": object()})
     assert json.loads(target.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["table.json"]
+
+
+def test_environment_taken_at_the_start_is_the_one_recorded(tmp_path):
+    started = {**results.environment(), "commit": "abc1234"}  # as if the checkout moved since
+    results.write("run", {"x": 1}, seconds=1.0, directory=tmp_path, env=started)
+    assert results.read("run", tmp_path)["environment"]["commit"] == "abc1234"

@@ -270,6 +270,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     with config.environment(KDTEACH_DEVICE=str(device),
                             KDTEACH_PROFILE=profile if profile in config.PROFILES else None):
+        env = results.environment()  # the commit that runs, even if the checkout moves meanwhile
         res = run(recipe, device=device, seed=args.seed)
         seconds = time.perf_counter() - start
         res["profile"] = profile
@@ -278,7 +279,7 @@ def main(argv=None) -> dict:
         print(format_table(res))
         print(f"total wall time {seconds:.1f} s")
         if out:
-            path = results.write(out, res, seconds=seconds, directory=directory)
+            path = results.write(out, res, seconds=seconds, directory=directory, env=env)
             res["results_path"] = str(path)
             print(f"wrote {path}")
         else:
