@@ -1,28 +1,25 @@
 """kdteach: the library behind the knowledge-distillation course.
 
-The notebooks in ``notebooks/`` import what they need from these modules:
+The notebooks in ``notebooks/`` import what they need from these modules, listed from the
+bottom layer up (a module imports only from the layers below it):
 
-* ``config``   — profiles (``KDTEACH_PROFILE=quick|full``), device choice, seeding, paths;
-* ``data``     — the shipped MNIST / Fashion-MNIST (checked, decompressed, held on the
-  device) and a fast on-device batch loader;
-* ``models``   — the teachers and students;
-* ``losses``   — distillation losses (Hinton KD, hints, attention, relational, ...);
-* ``features`` — recording intermediate features (forward hooks, torch.fx);
-* ``connectors`` — small learned layers mapping student features to the teacher's shape;
-* ``train``    — the training loop;
-* ``online``   — mutual learning, born-again networks, ensembles;
-* ``quantize`` — post-training dynamic int8 quantisation and its size/latency profile;
-* ``metrics``  — accuracy, errors, size and latency measurements;
-* ``cache``    — trained teachers cached on disk so notebooks do not retrain them;
-* ``viz``      — plots;
-* ``widgets``  — the notebooks' interactive sliders;
-* ``zoo``      — the course's standard datasets and trained teachers, sized by the profile;
-* ``exercises`` — self-checks for the notebooks' exercises;
-* ``results``  — measured results files under ``notebooks/results/``;
-* ``bench``    — ``python -m kdteach.bench``: the tutorial loop vs ``train.distill``;
-* ``experiments`` — paper-scale scripts (``python -m kdteach.experiments.hinton_mnist``);
-* ``publish``  — the student edition and the static course site;
-* ``runtimes`` — ``python -m kdteach.runtimes``: how long each notebook takes.
+* foundations, which know nothing of training:
+  ``config`` (profiles, device, seeding, paths), ``checks`` (argument checks),
+  ``files`` (atomic writes), ``data`` (the shipped MNIST / Fashion-MNIST, held on the
+  device, and the on-device batch loader), ``models`` (teachers and students), ``losses``
+  (every distillation loss), ``features`` (recording inner layers), ``connectors``
+  (student-to-teacher feature maps), ``metrics`` (parameters, bytes, FLOPs, latency);
+* the loop: ``train`` (``fit``, ``distill`` and the epoch loop ``run_epochs`` under them),
+  and what is built on it: ``online`` (mutual learning, born-again networks, ensembles),
+  ``quantize`` (int8 after distillation), ``cache`` and ``zoo`` (trained teachers, kept on
+  disk), ``results`` (measured results files);
+* the screen: ``viz`` (plots) and ``widgets`` (the sliders); the loop never imports them;
+* things a learner runs: ``exercises`` (one module of self-checks per notebook),
+  ``bench`` (``python -m kdteach.bench``: a tutorial loop vs ``train.distill``) and
+  ``experiments`` (paper-scale scripts, ``python -m kdteach.experiments.hinton_mnist``).
+
+The maintainers' tools (course site, student edition, runtime table, CUDA-graph
+prototype) live beside the package, in ``tools/``, and are not installed with it.
 
 ``import kdteach`` is cheap: a module is imported the first time it is used, so
 ``kdteach.losses`` works without importing it yourself.
@@ -33,9 +30,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "models", "losses", "features", "train", "metrics",
-               "cache", "viz", "widgets", "zoo", "exercises", "results", "experiments",
-               "connectors", "online", "quantize", "bench", "publish", "runtimes")
+_SUBMODULES = ("config", "checks", "files", "data", "models", "losses", "features",
+               "connectors", "metrics", "train", "online", "quantize", "cache", "zoo",
+               "results", "viz", "widgets", "exercises", "bench", "experiments")
 __all__ = ["__version__"]
 
 

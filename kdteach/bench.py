@@ -25,6 +25,9 @@ cannot come from doing less work: the two accuracies must agree within run-to-ru
 
 It prints a fixed-width table (seconds per epoch, images per second, peak device and host
 memory, test accuracy, speed-up) and can write it as JSON (``--json PATH``, atomic).
+``--compile`` adds ``distill(compile=True)``. Other loops can be timed beside these through
+``benchmark(variants={name: epoch_function})`` (see :data:`EpochFunction`); the
+maintainers' CUDA-graph prototype does that (``python -m tools.cuda_graphs``, from a checkout).
 Peak host memory is the process's resident-set high-water mark during each run (Linux
 resets it through ``/proc/self/clear_refs``; elsewhere it is the process-lifetime
 ``ru_maxrss``, marked ``*``).
@@ -32,22 +35,28 @@ resets it through ``/proc/self/clear_refs``; elsewhere it is the process-lifetim
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
 from . import config, data, losses, models, results, train
 
 PAPER_T, PAPER_ALPHA, LR = 4.0, 0.5, 1e-3
-#: The loops timed: the tutorial baseline, distill, ``--compile``: distill(compile=True),
-#: ``--graphs``: the CUDA-graph prototype :func:`graphed_epoch`.
-LOOPS = ("baseline", "kdteach", "kdteach+compile", "kdteach+graphs")
+#: The loops timed: the tutorial baseline, distill, and with ``--compile`` distill(compile=True).
+LOOPS = ("baseline", "kdteach", "kdteach+compile")
+#: A loop passed in ``benchmark(variants=...)``: called as
+#: ``epoch(student, teacher, split, *, batch_size=..., device=..., seed=...)`` with the training
+#: :class:`kdteach.data.Split` already on ``device``; trains ``student`` for one epoch of the
+#: same KD work (:data:`PAPER_T`, :data:`PAPER_ALPHA`, Adam at :data:`LR`) and returns the
+#: mean training loss. The warm-up calls it on a short subset (a few batches) of the split.
+EpochFunction = Callable[..., float]
 #: How far apart the two students' test accuracies may be and still count as "the same":
 #: one epoch from the same initialisation but a different shuffle (measured spread, see README).
 ACCURACY_TOLERANCE = 0.005
@@ -207,83 +216,15 @@ def baseline_epoch(student, teacher, dataset, *, batch_size: int, device: torch.
 def kdteach_epoch(student, teacher, split: data.Split, *, batch_size: int, device: torch.device,
                   T: float = PAPER_T, alpha: float = PAPER_ALPHA, lr: float = LR, seed: int = 0,
                   compile: bool = False) -> float:
-    """One epoch of :func:`kdteach.train.distill` (constant learning rate); returns its loss."""
+    """One epoch of :func:`kdteach.train.distill` (constant learning rate); returns its loss.
+
+    Inside ``kdteach.losses.value_checks(False)`` (``--no-value-checks``) distill's losses
+    skip their value checks too: its default follows the enclosing setting.
+    """
     history = train.distill(student, teacher, split, T=T, alpha=alpha, epochs=1, lr=lr,
                             batch_size=batch_size, optimizer="adam", schedule=None, seed=seed,
                             device=device, compile=compile, progress=False)
     return history.last["train_loss"]
-
-
-def graphed_epoch(student, teacher, split: data.Split, *, batch_size: int,
-                  device: torch.device, T: float = PAPER_T, alpha: float = PAPER_ALPHA,
-                  lr: float = LR, seed: int = 0) -> float:
-    """PROTOTYPE (CUDA only, ``--graphs``): distill's work with each step in one CUDA graph.
-
-    Not part of kdteach's loop: it measures what capturing the whole step (gather the
-    batch from the resident data, student forward in bf16, kd_loss, backward, fused Adam)
-    as one CUDA graph would add to :func:`kdteach.train.distill`, to decide whether the
-    loop should offer it. Same data order (DeviceLoader, same seed), same cached teacher
-    logits, same loss, same optimiser, same initial weights; only the launch overhead
-    differs. The epoch's last, shorter batch runs eagerly.
-    """
-    if device.type != "cuda":
-        raise RuntimeError("CUDA graphs need a CUDA device")
-    loader = data.DeviceLoader(split, batch_size, seed=seed, device=device)
-    student.to(device).train()
-    teacher.eval()
-    teacher_logits = train.predict(teacher, loader.images, device=device)  # as distill caches
-    images, labels = loader.images, loader.labels
-    optimizer = torch.optim.Adam(student.parameters(), lr=lr, fused=True, capturable=True)
-    static_idx = torch.arange(batch_size, device=device)
-    initial = {k: v.detach().clone() for k, v in student.state_dict().items()}
-
-    def step(idx):
-        x, y, t = images[idx], labels[idx], teacher_logits[idx]
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-            s = student(x)
-        loss = losses.kd_loss(s.float(), t, y, T=T, alpha=alpha)
-        loss.backward()
-        optimizer.step()
-        return loss.detach(), s.detach()
-
-    checks = losses.CHECK_VALUES
-    losses.CHECK_VALUES = False  # no host sync may happen inside a capture
-    try:
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up before capture, as the CUDA-graph docs ask
-            for _ in range(3):
-                optimizer.zero_grad(set_to_none=True)
-                step(static_idx)
-        torch.cuda.current_stream(device).wait_stream(side)
-        # Undo the warm-up: the same initial weights and a fresh optimiser state.
-        with torch.no_grad():
-            for k, v in student.state_dict().items():
-                v.copy_(initial[k])
-            for state in optimizer.state.values():
-                for v in state.values():
-                    if torch.is_tensor(v):
-                        v.zero_()
-        graph = torch.cuda.CUDAGraph()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            static_loss, static_logits = step(static_idx)
-
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for _, y, idx in loader.batches():
-            if len(idx) == batch_size:
-                static_idx.copy_(idx)
-                graph.replay()
-                loss, logits = static_loss, static_logits
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                loss, logits = step(idx)
-            loss_sum += loss.float() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-        return float(loss_sum) / len(labels)
-    finally:
-        losses.CHECK_VALUES = checks
 
 
 # --------------------------------------------------------------------------- setup
@@ -314,14 +255,19 @@ def _student(seed: int, device: torch.device):
 
 def run_one(loop: str, *, batch_size: int, teacher, test_split: data.Split,
             device: torch.device, images: int | None, seed: int, warmup: int,
-            workers: int, repeat: int) -> Run:
+            workers: int, repeat: int,
+            variants: Mapping[str, EpochFunction] | None = None) -> Run:
     """Build ``loop``'s dataset, warm up, then time ``repeat`` epochs from the same student.
 
-    The memory peaks cover all of it (the dataset each loop keeps included); the clock
-    covers the training epochs only.
+    ``loop`` is one of :data:`LOOPS` or a key of ``variants``. The memory peaks cover all
+    of it (the dataset each loop keeps included); the clock covers the training epochs only.
     """
-    if loop not in LOOPS:
-        raise ValueError(f"loop={loop!r} is unknown; use one of {LOOPS}.")
+    on_device = {"kdteach": kdteach_epoch,
+                 "kdteach+compile": functools.partial(kdteach_epoch, compile=True),
+                 **(variants or {})}
+    if loop != "baseline" and loop not in on_device:
+        raise ValueError(f"loop={loop!r} is unknown; use one of {LOOPS} "
+                         f"or a key of variants ({sorted(variants or {})}).")
     with _PeakMemory(device) as mem:
         if loop == "baseline":
             train_set = tutorial_dataset(images, seed=seed)
@@ -333,14 +279,14 @@ def run_one(loop: str, *, batch_size: int, teacher, test_split: data.Split,
                 return baseline_epoch(student, teacher, train_set, batch_size=batch_size,
                                       device=device, seed=seed, workers=workers,
                                       max_steps=max_steps)
-            run = (graphed_epoch if loop == "kdteach+graphs" else
-                   functools.partial(kdteach_epoch, compile=loop == "kdteach+compile"))
+            one_epoch = on_device[loop]
             subset = train_set
             if max_steps is not None:  # distill runs whole epochs: warm up on a small subset
                 # ... whose last batch is as short as the real epoch's (the same shapes).
                 n = min(len(train_set), max_steps * batch_size + len(train_set) % batch_size)
                 subset = train_set.take(torch.arange(n))
-            return run(student, teacher, subset, batch_size=batch_size, device=device, seed=seed)
+            return one_epoch(student, teacher, subset, batch_size=batch_size, device=device,
+                             seed=seed)
 
         # Warm-up on a throw-away student: allocator, kernels, lazy inits, compilation.
         with _Timer(device) as warm:
@@ -375,10 +321,20 @@ def device_name(device: torch.device) -> str:
 
 def benchmark(batch_sizes=(64, 256), *, device=None, images: int | None = None,
               test_images: int | None = None, smoke: bool = False, warmup: int = 10,
-              compile: bool = False, graphs: bool = False, workers: int = 0, repeat: int = 1,
-              seed: int = 0,
-              value_checks: bool = True, log=print) -> dict:
-    """Run the benchmark; return a JSON-able dict (``runs``, ``ratios``, ``environment``)."""
+              compile: bool = False, workers: int = 0, repeat: int = 1, seed: int = 0,
+              value_checks: bool = True,
+              variants: Mapping[str, EpochFunction] | None = None, log=print) -> dict:
+    """Run the benchmark; return a JSON-able dict (``runs``, ``ratios``, ``environment``).
+
+    ``variants`` (name -> :data:`EpochFunction`) are timed after the built-in loops at
+    each batch size, on the same teacher, data and initial student. They are experiments:
+    one that raises is reported under ``failed`` and the run goes on. ``value_checks=False``
+    runs every loop inside ``kdteach.losses.value_checks(False)``.
+    """
+    variants = dict(variants or {})
+    clash = sorted(set(variants) & set(LOOPS))
+    if clash:
+        raise ValueError(f"variants may not reuse the built-in loop names {clash}.")
     device = torch.device(device) if device is not None else config.device()
     if smoke:
         images = images or SMOKE_IMAGES
@@ -391,13 +347,13 @@ def benchmark(batch_sizes=(64, 256), *, device=None, images: int | None = None,
     del smoke_split
     teacher_accuracy = train.evaluate(teacher, test_split, device=device).accuracy
 
-    loops = ("baseline", "kdteach") + (("kdteach+compile",) if compile else ()) + (
-        ("kdteach+graphs",) if graphs else ())
+    loops = ("baseline", "kdteach") + (("kdteach+compile",) if compile else ()) + tuple(
+        variants)
     failed = {}
-    checks_before = losses.CHECK_VALUES
-    losses.CHECK_VALUES = value_checks
     runs: list[Run] = []
-    try:
+    # Off: kd_loss skips its NaN/inf and label-range checks (a host-device sync each) in
+    # this block only. On: each loop keeps its own default (distill decides for itself).
+    with contextlib.nullcontext() if value_checks else losses.value_checks(False):
         for bs in batch_sizes:
             for loop in loops:
                 log(f"… {loop} batch {bs}", file=sys.stderr)
@@ -405,14 +361,12 @@ def benchmark(batch_sizes=(64, 256), *, device=None, images: int | None = None,
                     runs.append(run_one(loop, batch_size=bs, teacher=teacher,
                                         test_split=test_split, device=device, images=images,
                                         seed=seed, warmup=warmup, workers=workers,
-                                        repeat=repeat))
-                except Exception as err:  # only the prototype may fail without ending the run
-                    if loop != "kdteach+graphs":
+                                        repeat=repeat, variants=variants))
+                except Exception as err:  # only an extra loop may fail without ending the run
+                    if loop not in variants:
                         raise
                     failed[f"{loop} batch {bs}"] = f"{type(err).__name__}: {err}"
                     log(f"  {loop} failed: {failed[f'{loop} batch {bs}']}", file=sys.stderr)
-    finally:
-        losses.CHECK_VALUES = checks_before
 
     ratios = {}
     for bs in batch_sizes:
@@ -422,7 +376,7 @@ def benchmark(batch_sizes=(64, 256), *, device=None, images: int | None = None,
             loop: {"speedup": base.seconds / row[loop].seconds,
                    "accuracy_difference": row[loop].test_accuracy - base.test_accuracy}
             for loop in loops[1:] if loop in row}
-    env = results.environment()
+    env = results.provenance()
     env.update(device=device_name(device), torchvision=_torchvision_version(),
                python=platform.python_version())
     return {
@@ -430,9 +384,9 @@ def benchmark(batch_sizes=(64, 256), *, device=None, images: int | None = None,
         "settings": {"images": runs[0].images, "test_images": len(test_split),
                      "batch_sizes": list(batch_sizes), "T": PAPER_T, "alpha": PAPER_ALPHA,
                      "lr": LR, "optimizer": "adam", "epochs": 1, "warmup_steps": warmup,
-                     "repeat": repeat, "compile": compile, "graphs": graphs, "workers": workers,
-                     "seed": seed,
-                     "value_checks": value_checks, "smoke": smoke,
+                     "repeat": repeat, "compile": compile, "variants": list(variants),
+                     "workers": workers, "seed": seed, "value_checks": value_checks,
+                     "smoke": smoke,
                      "teacher": "zoo.mnist_teacher(profile=quick)" if not smoke
                      else "1-epoch smoke teacher", "teacher_accuracy": teacher_accuracy},
         "runs": [{**asdict(r), "images_per_second": r.images_per_second} for r in runs],
@@ -485,8 +439,8 @@ def format_table(report: dict) -> str:
             f"{_mb(r['peak_device_bytes']):>7}  {_mb(r['peak_host_bytes'], r['host_peak_exact']):>7}  "
             f"{r['test_accuracy']:>8.4f}  {ratio:>8}")
     lines.append("")
-    for bs, per_loop in report["ratios"].items():
-        for loop, q in per_loop.items():
+    for bs, ratio_of in report["ratios"].items():
+        for loop, q in ratio_of.items():
             diff = 100 * q["accuracy_difference"]
             if s["smoke"]:  # a few steps on a few images: accuracies are too noisy to compare
                 verdict = "not compared in a smoke run"
@@ -503,15 +457,15 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict, path) -> Path:
-    """Write ``report`` to ``path`` atomically (a temp file in the same folder, then a rename)."""
-    return results.write_json(path, report)
+PROG = "python -m kdteach.bench"
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m kdteach.bench",
-        description="Time one epoch of KD on MNIST: a tutorial-style loop vs kdteach.train.distill.")
+def parse_args(argv=None, *, prog: str = PROG,
+               description: str = "Time one epoch of KD on MNIST: a tutorial-style loop vs "
+                                  "kdteach.train.distill.") -> argparse.Namespace:
+    """The benchmark's command line, checked; ``batch_sizes`` is filled in. Exits (status 2,
+    with the reason) on a bad option, and after printing ``--help``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="batch sizes to time (default: 64 256; 64 with --smoke)")
     parser.add_argument("--device", default=None,
@@ -522,9 +476,6 @@ def main(argv=None) -> dict:
                              "a one-epoch teacher")
     parser.add_argument("--compile", action="store_true",
                         help="distill(compile=True): torch.compile the student (kdteach loop only)")
-    parser.add_argument("--graphs", action="store_true",
-                        help="also time a PROTOTYPE of distill with each step captured in a CUDA "
-                             "graph (CUDA only; evidence for a proposed train.py option)")
     parser.add_argument("--images", type=int, default=None,
                         help="training images (default: all 60,000; a stratified subset otherwise)")
     parser.add_argument("--test-images", type=int, default=None,
@@ -536,26 +487,42 @@ def main(argv=None) -> dict:
                         help="DataLoader worker processes of the baseline (default 0, as tutorials)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-value-checks", action="store_true",
-                        help="set kdteach.losses.CHECK_VALUES = False in both loops (no NaN / "
-                             "label-range checks, i.e. no host-device sync inside kd_loss)")
+                        help="time every loop inside kdteach.losses.value_checks(False): kd_loss "
+                             "skips its NaN/inf and label-range checks (no host-device sync "
+                             "inside kd_loss)")
     args = parser.parse_args(argv)
     for name in ("warmup", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    batch_sizes = args.batch_sizes or ([SMOKE_BATCH] if args.smoke else [64, 256])
-    if any(b < 1 for b in batch_sizes):
+    args.batch_sizes = args.batch_sizes or ([SMOKE_BATCH] if args.smoke else [64, 256])
+    if any(b < 1 for b in args.batch_sizes):
         parser.error("--batch-sizes must be positive")
-    report = benchmark(batch_sizes, device=args.device, images=args.images,
+    return args
+
+
+def run(args: argparse.Namespace, *, variants: Mapping[str, EpochFunction] | None = None,
+        command: str = PROG) -> dict:
+    """Run the benchmark :func:`parse_args` returned (plus ``variants``), print the table,
+    write ``--json`` if given; return the report, with ``command`` recorded in it."""
+    report = benchmark(args.batch_sizes, device=args.device, images=args.images,
                        test_images=args.test_images, smoke=args.smoke, warmup=args.warmup,
-                       compile=args.compile, graphs=args.graphs, workers=args.workers,
-                       repeat=args.repeat,
-                       seed=args.seed, value_checks=not args.no_value_checks)
-    report["command"] = "python -m kdteach.bench " + " ".join(
-        sys.argv[1:] if argv is None else list(argv))
+                       compile=args.compile, workers=args.workers, repeat=args.repeat,
+                       seed=args.seed, value_checks=not args.no_value_checks,
+                       variants=variants)
+    report["command"] = command
     print(format_table(report))
     if args.json:
-        print(f"wrote {write_json(report, args.json)}")
+        print(f"wrote {results.write_json(args.json, report)}")
     return report
+
+
+def command_line(prog: str, argv=None) -> str:
+    """How the benchmark was called, for the report: ``prog`` and its arguments."""
+    return f"{prog} " + " ".join(sys.argv[1:] if argv is None else list(argv))
+
+
+def main(argv=None) -> dict:
+    return run(parse_args(argv), command=command_line(PROG, argv))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from . import config
+from .files import atomic_write
 
 #: Bump when a change to the code makes earlier cached weights meaningless.
 CACHE_VERSION = 1
@@ -46,16 +46,8 @@ def save(model: nn.Module, path, recipe: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"recipe": json.dumps(recipe, sort_keys=True), "state_dict": state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb", fsync=True) as f:
+        torch.save({"recipe": json.dumps(recipe, sort_keys=True), "state_dict": state}, f)
     return path
 
 

@@ -107,7 +107,7 @@ def results_dir() -> Path:
 
 
 @contextlib.contextmanager
-def environment(**values: str | None):
+def temporary_env(**values: str | None):
     """Set environment variables for the block, then restore them (also on error).
 
     A value of ``None`` leaves that variable as it is. Used where a run must record, or

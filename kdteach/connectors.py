@@ -27,14 +27,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import features
-from .data import Split
-
-
-def _check_width(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int (a number of channels or features), "
-                         f"got {value!r}.")
+from . import checks, features
+from .data import is_pair
+from .models import device_of
 
 
 def conv_connector(c_in: int, c_out: int, *, relu: bool = True) -> nn.Sequential:
@@ -44,8 +39,8 @@ def conv_connector(c_in: int, c_out: int, *, relu: bool = True) -> nn.Sequential
     outputs can be negative: the connector's last activation should match the hint
     layer's (a ReLU cannot produce the negative values of a pre-activation feature).
     """
-    _check_width("c_in", c_in)
-    _check_width("c_out", c_out)
+    c_in = checks.positive_int(c_in, "c_in", "a number of channels or features")
+    c_out = checks.positive_int(c_out, "c_out", "a number of channels or features")
     layers = [nn.Conv2d(c_in, c_out, kernel_size=1, bias=False), nn.BatchNorm2d(c_out)]
     if relu:
         layers.append(nn.ReLU())
@@ -54,15 +49,9 @@ def conv_connector(c_in: int, c_out: int, *, relu: bool = True) -> nn.Sequential
 
 def linear_projector(d_in: int, d_out: int) -> nn.Linear:
     """A linear map from ``d_in`` to ``d_out`` features, for (B, D) embeddings."""
-    _check_width("d_in", d_in)
-    _check_width("d_out", d_out)
+    d_in = checks.positive_int(d_in, "d_in", "a number of channels or features")
+    d_out = checks.positive_int(d_out, "d_out", "a number of channels or features")
     return nn.Linear(d_in, d_out)
-
-
-def _device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def build(student: nn.Module, teacher: nn.Module, student_layer: str, teacher_layer: str,
@@ -80,8 +69,7 @@ def build(student: nn.Module, teacher: nn.Module, student_layer: str, teacher_la
     if not isinstance(student_layer, str) or not isinstance(teacher_layer, str):
         raise TypeError("student_layer and teacher_layer must be single layer names (str), "
                         f"got {student_layer!r} and {teacher_layer!r}.")
-    if isinstance(example_batch, Split) or (
-            isinstance(example_batch, (tuple, list)) and len(example_batch) == 2):
+    if is_pair(example_batch):
         example_batch = example_batch[0]  # a Split or an (images, labels) pair
     if not isinstance(example_batch, torch.Tensor):
         raise TypeError("example_batch must be a tensor of inputs (or a Split), got "
@@ -107,7 +95,7 @@ def build(student: nn.Module, teacher: nn.Module, student_layer: str, teacher_la
     else:
         raise ValueError(f"Connectors exist for 4-D feature maps and 2-D embeddings: {where}. "
                          "Flatten the features or pick another layer.")
-    return connector.to(_device(student))
+    return connector.to(device_of(student))
 
 
 @torch.no_grad()
@@ -117,7 +105,7 @@ def _record_one(model: nn.Module, name: str, example: torch.Tensor) -> torch.Ten
     model.eval()
     try:
         with features.record(model, [name]) as feats:
-            model(example.to(_device(model)))
+            model(example.to(device_of(model)))
     finally:
         model.train(was_training)
     if name not in feats:

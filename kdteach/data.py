@@ -14,14 +14,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
-from . import config
+from . import checks, config
+from .files import atomic_write
 
 #: sha256 of each shipped file (the same as ``data/README.md``).
 SHA256 = {
@@ -70,6 +70,11 @@ class Split(NamedTuple):
         return Split(self.images[index], self.labels[index])
 
 
+def is_pair(data) -> bool:
+    """Whether ``data`` is a :class:`Split` or an ``(images, labels)`` pair."""
+    return isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2)
+
+
 def _dataset_name(name: str) -> str:
     key = str(name).lower().replace("-", "").replace("_", "")
     key = {"mnist": "mnist", "fashion": "fashion", "fashionmnist": "fashion"}.get(key)
@@ -114,10 +119,16 @@ def verify(name: str, root: str | os.PathLike | None = None) -> list[Path]:
     return paths
 
 
-def _idx_expected_size(raw: bytes) -> int:
+def _idx_dims(raw: bytes) -> list[int]:
+    """The sizes in an IDX header: 2 zero bytes, a type byte, the number of dimensions,
+    then each size as a big-endian 4-byte integer."""
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return 4 + 4 * ndim + int(np.prod(dims))
+    return [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+
+
+def _idx_expected_size(raw: bytes) -> int:
+    dims = _idx_dims(raw)
+    return 4 + 4 * len(dims) + int(np.prod(dims))
 
 
 def _extract(gz_path: Path) -> Path:
@@ -128,18 +139,9 @@ def _extract(gz_path: Path) -> Path:
             head = f.read(16)
         if len(head) >= 8 and head[:2] == b"\0\0" and out.stat().st_size == _idx_expected_size(head):
             return out
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, gzip.open(gz_path, "rb") as src:
-            while chunk := src.read(1 << 20):
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the data folder may be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out, "wb", fsync=True) as f, gzip.open(gz_path, "rb") as src:
+        while chunk := src.read(1 << 20):
+            f.write(chunk)
     return out
 
 
@@ -147,9 +149,8 @@ def _read_idx(path: Path) -> np.ndarray:
     raw = path.read_bytes()
     if raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise DataFileError(f"{path} is not an IDX file of unsigned bytes; delete it and load again.")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    dims = _idx_dims(raw)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
 
 
 def prepare(root: str | os.PathLike | None = None) -> dict[str, int]:
@@ -186,22 +187,6 @@ def load(name: str, train: bool = True, *, n: int | None = None, seed: int = 0,
     if n is not None:
         split = split.take(stratified_subset(split.labels, n, seed=seed))
     return split.to(device) if device is not None else split
-
-
-def load_torchvision(dataset_cls, root=None, train=True, **kwargs):
-    """A torchvision dataset the repository does not ship (e.g. ``CIFAR10``).
-
-    Uses ``download=True``, so it needs the network the first time; offline, it raises an
-    error that says where to put the files by hand.
-    """
-    root = Path(root) if root is not None else config.data_dir()
-    try:
-        return dataset_cls(root=str(root), train=train, download=True, **kwargs)
-    except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError
-        raise DataFileError(
-            f"Could not download {dataset_cls.__name__} into {root} ({err}). The course ships "
-            "only MNIST and Fashion-MNIST; for other sets connect to the internet once, or "
-            f"copy the files torchvision expects into {root} by hand.") from err
 
 
 def stratified_subset(labels: torch.Tensor, n: int, *, seed: int = 0) -> torch.Tensor:
@@ -276,8 +261,7 @@ class DeviceLoader:
     def __init__(self, data: Split | tuple, batch_size: int = 128, *, shuffle: bool = True,
                  seed: int = 0, jitter: int = 0, device=None, drop_last: bool = False):
         images, labels = data
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        batch_size = checks.positive_int(batch_size, "batch_size")
         if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
             raise ValueError(f"jitter must be a non-negative int of pixels, got {jitter!r}.")
         if len(images) != len(labels):

@@ -24,6 +24,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from .models import device_of
+
 
 def module_names(model: nn.Module) -> list[str]:
     """Every submodule's name that :func:`record` accepts (``""``, the model itself, left out)."""
@@ -71,12 +73,6 @@ def record(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.T
 # Shapes, and torchvision's FX feature extraction (the other way to read inner layers)
 # ---------------------------------------------------------------------------------------
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def shapes(model: nn.Module, names: Sequence[str], example: torch.Tensor) -> dict[str, tuple]:
     """The output shape of each named submodule on ``example`` (a small batch of inputs).
@@ -92,7 +88,7 @@ def shapes(model: nn.Module, names: Sequence[str], example: torch.Tensor) -> dic
     model.eval()
     try:
         with record(model, names) as feats:
-            model(example.to(_model_device(model)))
+            model(example.to(device_of(model)))
     finally:
         model.train(was_training)
     missing = [name for name in names if name not in feats]

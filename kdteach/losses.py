@@ -14,8 +14,9 @@ Conventions shared by every function here:
   value or shape) with a message that names the argument and says what to do.
   The checks live at the bottom of the file; skip them on a first reading.
   Two of them (NaN/inf values, labels out of range) must read the tensors'
-  values, which on a GPU makes the CPU wait for the GPU at every call; set
-  ``CHECK_VALUES = False`` to skip just those two in a hot training loop.
+  values, which on a GPU makes the CPU wait for the GPU at every call; wrap a
+  hot training loop's calls in ``with value_checks(False):`` to skip just those
+  two there (the setting belongs to that block, that thread and that task only).
 
 Papers (section and equation numbers are given in each docstring):
 
@@ -31,11 +32,13 @@ Papers (section and equation numbers are given in each docstring):
 """
 from __future__ import annotations
 
-import math
-import numbers
+import contextlib
+import contextvars
 
 import torch
 import torch.nn.functional as F
+
+from . import checks
 
 __all__ = [
     "softmax_t",
@@ -48,12 +51,39 @@ __all__ = [
     "sp_loss",
     "dml_loss",
     "label_smoothing_loss",
+    "value_checks",
 ]
 
-#: Look inside the tensors for NaN/inf values and out-of-range labels. Shape,
-#: dtype and argument checks always run; only these two read tensor values
-#: (a host-device sync on a GPU), so a fast training loop may turn them off.
-CHECK_VALUES = True
+# Look inside the tensors for NaN/inf values and out-of-range labels? Shape, dtype
+# and argument checks always run; only these two read tensor values (a host-device
+# sync on a GPU). A context variable, not a module global: a `value_checks(False)`
+# block in one thread or task never switches them off for another.
+_VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("kdteach_value_checks",
+                                                                      default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Turn the NaN/inf and label-range checks on or off for the calls inside the block.
+
+    ``with value_checks(False): loss = kd_loss(...)`` skips the two checks that read
+    tensor values (on a GPU, each is a host-device sync). The setting is restored when
+    the block ends, and other threads never see it. ``kdteach.train`` uses it only around
+    its own built-in losses; a loss you pass to ``fit``/``distill`` stays checked unless
+    you ask otherwise (``check_values=False``).
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    token = _VALUE_CHECKS.set(enabled)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
+def value_checks_enabled() -> bool:
+    """Whether the NaN/inf and label-range checks run here (see :func:`value_checks`)."""
+    return _VALUE_CHECKS.get()
 
 
 # ---------------------------------------------------------------------------
@@ -115,7 +145,7 @@ def kd_loss(student_logits, teacher_logits, targets=None, *, T=4.0, alpha=0.5):
     The teacher's logits are detached: no gradient reaches the teacher.
     """
     _check_temperature(T)
-    _check_fraction("alpha", alpha)
+    checks.fraction(alpha, "alpha")
     s = _logits("student_logits", student_logits)
     t = _logits("teacher_logits", teacher_logits).detach()
     _check_same_logits_shape("student_logits", s, "teacher_logits", t)
@@ -174,7 +204,7 @@ def attention_map(feat, p=2):
     unit-L2-norm row per sample. Gradients flow through it (``at_loss`` is the
     one that detaches the teacher).
     """
-    _check_positive_number("p", p)
+    checks.positive_number(p, "p")
     a = _float_tensor("feat", feat, ndim=4, layout="(B, C, H, W)")
     q = a.abs().pow(p).mean(dim=1).flatten(1)  # (B, H*W)
     return F.normalize(q, p=2, dim=1)
@@ -202,7 +232,7 @@ def at_loss(student_feat, teacher_feat, p=2):
     The channel counts may differ (the maps have no channel axis); batch size
     and spatial size must match. The teacher is detached.
     """
-    _check_positive_number("p", p)
+    checks.positive_number(p, "p")
     s = _float_tensor("student_feat", student_feat, ndim=4, layout="(B, C, H, W)")
     t = _float_tensor("teacher_feat", teacher_feat, ndim=4, layout="(B, C, H, W)").detach()
     _check_same_batch("student_feat", s, "teacher_feat", t)
@@ -397,7 +427,7 @@ def label_smoothing_loss(logits, targets, smoothing=0.1):
     spreads the mass uniformly instead of the way a teacher ranks the classes.
     Same value as ``F.cross_entropy(logits, targets, label_smoothing=eps)``.
     """
-    _check_fraction("smoothing", smoothing)
+    checks.fraction(smoothing, "smoothing")
     z = _logits("logits", logits)
     y = _targets(targets, z, logits_name="logits")
     log_p = F.log_softmax(z, dim=-1)
@@ -410,29 +440,8 @@ def label_smoothing_loss(logits, targets, smoothing=0.1):
 # 5. Input checks (plumbing: skip on a first reading)
 # ---------------------------------------------------------------------------
 
-def _is_real_number(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _check_positive_number(name, value):
-    if not _is_real_number(value):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}; pass e.g. {name}=2.0")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}; pass a positive value such as {name}=2.0")
-
-
 def _check_temperature(T):
-    if not _is_real_number(T):
-        raise TypeError(f"T must be a real number, got {type(T).__name__}; pass a temperature such as T=4.0")
-    if not (math.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a finite number > 0, got {T}; use a positive temperature such as T=4.0")
-
-
-def _check_fraction(name, value):
-    if not _is_real_number(value):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__}")
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name} must be in [0, 1], got {value}; pick a weight between 0 and 1")
+    checks.positive_number(T, "T", example="T=4.0")
 
 
 def _float_tensor(name, x, *, ndim=None, min_dim=1, layout=None):
@@ -506,7 +515,7 @@ def _targets(targets, logits, logits_name="student_logits"):
 
 def _check_values():
     # Inside torch.compile, a data-dependent `if` would split the graph; skip it there.
-    return CHECK_VALUES and not torch.compiler.is_compiling()
+    return _VALUE_CHECKS.get() and not torch.compiler.is_compiling()
 
 
 def _no_autocast(x):

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 
-def parameters(model: nn.Module) -> int:
-    """Number of parameters (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
+def parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters: all of them (what the model costs to store), or with
+    ``trainable_only=True`` only those an optimiser would update."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def size_bytes(model: nn.Module) -> int:

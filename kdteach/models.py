@@ -96,6 +96,8 @@ def cnn_student() -> ConvNet:
     return ConvNet((8, 16, 16), embed_dim=32)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU if it has neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

@@ -18,20 +18,20 @@ that teach their own next generation.
   is (as a teacher for :func:`kdteach.train.distill`, or in :func:`kdteach.train.evaluate`).
 
 Both training functions reuse :mod:`kdteach.train`: born-again generations are plain
-:func:`~kdteach.train.fit` / :func:`~kdteach.train.distill` runs, and mutual learning runs
-the same epoch loop (``train._loop``) with a step that updates the peers in turn.
+:func:`~kdteach.train.fit` / :func:`~kdteach.train.distill` runs, and mutual learning drives
+the same epoch loop (:func:`~kdteach.train.run_epochs`) with a step that updates the peers
+in turn.
 """
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, losses, train
+from . import checks, config, losses, train
 
 
 class Ensemble(nn.Module):
@@ -88,63 +88,58 @@ def mutual_learning(peers: Sequence[nn.Module], data, *, epochs: int = 5, lr: fl
     averages see that batch twice (negligible: they are averages over many batches).
 
     Each peer has its own optimiser and learning-rate schedule (same settings for all).
-    ``train._loop`` drives the epoch: it draws the batches, calls the step and applies
-    the *last* peer's update (``zero_grad``, ``backward``, ``step``); the step applies
-    the other peers' updates before returning the last peer's loss. Each History has
-    ``train_loss``, ``train_acc`` (on the training batches, before each update) and
+    The step below updates all of them and records one loss and one accuracy per peer;
+    :func:`kdteach.train.run_epochs` draws the batches and keeps the records. Each History
+    has ``train_loss``, ``train_acc`` (on the training batches, before each update) and
     ``eval_acc`` (on ``eval_data``, after every epoch) for that peer.
     """
-    peers = list(peers)
+    peers = [checks.model(p, "peer") for p in peers]
     if len(peers) < 2:
         raise ValueError(f"mutual learning needs at least 2 peers, got {len(peers)}.")
     if len({id(p) for p in peers}) != len(peers):
         raise ValueError("the same model appears twice in peers; build a separate model per peer.")
-    device, loader = train._setup(peers[0], data, batch_size=batch_size, seed=seed,
-                                  jitter=jitter, device=device, lr=lr, epochs=epochs)
+    epochs, lr = train.check_run(epochs=epochs, lr=lr, seed=seed)
+    torch.manual_seed(seed)  # dropout masks; the loader has its own seeded generator
+    loader = train.loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)
+    device = loader.device
     for p in peers:
-        train._check_model(p, "peer")
         p.to(device)
-    opts = [train._make_optimizer(p.parameters(), optimizer, lr, weight_decay, device)
+    opts = [train.make_optimizer(p.parameters(), optimizer, lr, weight_decay, device)
             for p in peers]
-    scheds = [train._scheduler(o, schedule, epochs) for o in opts]
     K = len(peers)
-    loss_sums = torch.zeros(K, device=device)  # per peer, summed over the epoch's examples
-    correct = torch.zeros(K, device=device, dtype=torch.long)
 
     def step(x, y, idx):
-        with train._autocast(device, amp):
+        with train.autocast(device, amp):
             logits = [p(x).float() for p in peers]
         latest = [z.detach() for z in logits]  # what each peer currently predicts
+        loss_sums, correct = [], []
         for k in range(K):
             loss = losses.dml_loss(logits[k], latest[:k] + latest[k + 1:], y)
-            loss_sums[k] += loss.detach() * len(y)
-            correct[k] += (latest[k].argmax(1) == y).sum()
-            if k == K - 1:
-                return loss, logits[k]  # _loop updates the last peer
+            loss_sums.append(loss.detach() * len(y))
+            correct.append((latest[k].argmax(1) == y).sum())
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
             opts[k].step()
-            if in_turn:  # Algorithm 1: recompute p_k before the next peer's update
-                with torch.no_grad(), train._autocast(device, amp):
+            if in_turn and k < K - 1:  # Algorithm 1: recompute p_k before the next peer's update
+                with torch.no_grad(), train.autocast(device, amp):
                     latest[k] = peers[k](x).float()
+        return {"loss": torch.stack(loss_sums), "acc": torch.stack(correct)}
 
+    def evaluate() -> dict:
+        if eval_data is None:
+            return {"eval_acc": [None] * K}
+        return {"eval_acc": [train.evaluate(p, eval_data, device=device).accuracy for p in peers]}
+
+    cohort = train.run_epochs(step, loader, epochs=epochs, modules=peers,
+                              schedulers=[train.make_scheduler(o, schedule, epochs) for o in opts],
+                              evaluate=evaluate, progress=progress,
+                              desc=f"mutual learning, {K} peers")
     histories = [train.History() for _ in peers]
-    show = train._progress_enabled(progress)
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        loss_sums.zero_()
-        correct.zero_()
-        train._loop(peers, loader, step, opts[-1], epochs=1, scheduler=None, eval_model=None,
-                    eval_data=None, progress=show, desc=f"mutual learning, epoch {epoch}/{epochs}")
-        for s in scheds:
-            if s is not None:
-                s.step()
-        seen = len(loader.labels)
-        for k, (p, h) in enumerate(zip(peers, histories)):
-            acc = train.evaluate(p, eval_data, device=device).accuracy if eval_data is not None else None
-            h.append(epoch=epoch, train_loss=float(loss_sums[k]) / seen,
-                     train_acc=float(correct[k]) / seen, eval_acc=acc,
-                     seconds=time.perf_counter() - start)
+    for row in cohort.records:
+        for k, history in enumerate(histories):
+            history.append(epoch=row["epoch"], train_loss=row["train_loss"][k],
+                           train_acc=row["train_acc"][k], eval_acc=row["eval_acc"][k],
+                           seconds=row["seconds"])
     return histories
 
 
@@ -165,7 +160,7 @@ def born_again(build: Callable[[], nn.Module], data, *, generations: int = 2,
 
     The born-again ensemble of the first k generations is ``Ensemble(models[:k])``.
     """
-    train._check_positive(generations, "generations")
+    generations = checks.positive_int(generations, "generations")
     models, histories = [], []
     if teacher is None:
         config.seed_everything(seed)

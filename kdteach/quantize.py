@@ -40,7 +40,7 @@ import warnings
 import torch
 from torch import nn
 
-from . import metrics, train
+from . import checks, metrics, train
 
 
 def dynamic_int8(model: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Linear,)) -> nn.Module:
@@ -49,7 +49,7 @@ def dynamic_int8(model: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Lin
     The original is left untouched. Every submodule whose type is in ``layers`` gets int8
     weights; everything else stays float32. The result runs on the CPU only.
     """
-    train._check_model(model, "model")
+    checks.model(model, "model")
     float_copy = copy.deepcopy(model).to("cpu").eval()
     quantize_dynamic = getattr(getattr(torch, "ao", None), "quantization", None)
     quantize_dynamic = getattr(quantize_dynamic, "quantize_dynamic", None)
@@ -72,7 +72,7 @@ def static_int8(model: nn.Module, calibration: torch.Tensor, *, batch_size: int 
     Convolutions (with their BatchNorm folded in and ReLU fused) and Linear layers become
     int8; the original model is left untouched. The result runs on the CPU only.
     """
-    train._check_model(model, "model")
+    checks.model(model, "model")
     if not isinstance(calibration, torch.Tensor):
         raise TypeError(f"calibration must be a tensor of example inputs, got "
                         f"{type(calibration).__name__}; pass e.g. train_split.images[:500].")

@@ -12,15 +12,15 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import config
+from .files import atomic_write
 
 
-def environment() -> dict:
+def provenance() -> dict:
     """Device, library versions, commit, profile and date of this run."""
     dev = config.device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
@@ -44,10 +44,10 @@ def write(name: str, results: dict, *, seconds: float | None = None, directory=N
           env: dict | None = None) -> Path:
     """Write ``results`` with ``seconds`` of wall time and ``env``, atomically.
 
-    ``env`` is :func:`environment` taken when the run *started* (so the commit is the code
+    ``env`` is :func:`provenance` taken when the run *started* (so the commit is the code
     that ran, even if the checkout moved during a long run); by default, taken now.
     """
-    payload = {"environment": env or environment(), "wall_seconds": seconds, "results": results}
+    payload = {"environment": env or provenance(), "wall_seconds": seconds, "results": results}
     return write_json(path(name, directory), payload, sort_keys=True)
 
 
@@ -55,16 +55,9 @@ def write_json(target, payload, *, sort_keys: bool = False) -> Path:
     """Write ``payload`` as JSON to ``target`` atomically: a temp file in the same folder,
     then a rename, so a crash never leaves a half-written file behind."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=sort_keys)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=sort_keys)
+        f.write("\n")
     return target
 
 

@@ -4,7 +4,12 @@
 * :func:`distill` trains a student from a teacher with a pluggable loss: Hinton KD by
   default, or any function of the :class:`Outputs` of a step — logits, recorded
   intermediate features and targets — so hints, attention and relations use the same loop;
-* :func:`evaluate` and :func:`predict` measure a model on a dataset.
+* :func:`evaluate` and :func:`predict` measure a model on a dataset;
+* :func:`run_epochs` is the epoch loop under both: it draws the batches, calls a *step*
+  that trains on one batch, and records the epoch. A method with its own update rule
+  (mutual learning's peers updated in turn) writes a step and drives the same loop, with
+  the building blocks :func:`loader_for`, :func:`make_optimizer`, :func:`make_scheduler`
+  and :func:`autocast`.
 
 Why it is fast on a GPU (and not slow on a CPU):
 
@@ -19,6 +24,7 @@ Why it is fast on a GPU (and not slow on a CPU):
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import sys
 import time
@@ -29,10 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, losses
-from .data import DeviceLoader, Split
+from . import checks, config, losses
+from .data import DeviceLoader, is_pair
 from .features import check_names, record, shapes
 from .losses import kd_loss
+from .models import device_of
 
 #: Teacher features are cached for the whole training set only below this many bytes
 #: (on a GPU: this or an eighth of its memory, whichever is larger; see feature_cache_budget).
@@ -85,24 +92,10 @@ class History:
         return self.records[-1] if self.records else {}
 
     def plot(self, axes=None, title: str | None = None):
-        """Loss and accuracy per epoch, side by side; returns the matplotlib axes."""
-        import matplotlib.pyplot as plt
+        """Loss and accuracy per epoch, side by side (:func:`kdteach.viz.history`)."""
+        from . import viz  # matplotlib only when a plot is asked for
 
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        epochs = range(1, len(self) + 1)
-        axes[0].plot(epochs, self["train_loss"], marker="o", label="train loss")
-        axes[0].set(xlabel="epoch", ylabel="loss")
-        for key in ("train_acc", "eval_acc"):
-            if any(v is not None for v in self[key]):
-                axes[1].plot(epochs, self[key], marker="o", label=key.replace("_", " "))
-        axes[1].set(xlabel="epoch", ylabel="accuracy")
-        for ax in axes:
-            ax.grid(alpha=0.3)
-            ax.legend()
-        if title:
-            axes[0].figure.suptitle(title)
-        return axes
+        return viz.history(self, axes=axes, title=title)
 
 
 @dataclass
@@ -115,40 +108,28 @@ class Evaluation:
     loss: float
 
 
-def _check_model(model, name: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}.")
+# ---------------------------------------------------------------------------------------
+# Building blocks of a run: the loader, the optimiser, its schedule, mixed precision
+# ---------------------------------------------------------------------------------------
 
+def loader_for(data, *, batch_size: int = 128, seed: int = 0, jitter: int = 0,
+               device=None) -> DeviceLoader:
+    """``data`` as a :class:`DeviceLoader` on ``device`` (a loader passes through as it is).
 
-def _check_positive(value, name: str, kind=int) -> None:
-    if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}.")
-
-
-def _is_pair(data) -> bool:
-    return isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2)
-
-
-def _as_loader(data, batch_size: int, seed: int, jitter: int, device) -> DeviceLoader:
+    ``data`` is a :class:`Split`, an ``(images, labels)`` pair or a :class:`DeviceLoader`.
+    """
     if isinstance(data, DeviceLoader):
         return data
-    if _is_pair(data):
+    batch_size = checks.positive_int(batch_size, "batch_size")
+    if is_pair(data):
+        device = torch.device(device) if device is not None else config.device()
         return DeviceLoader(data, batch_size, seed=seed, jitter=jitter, device=device)
     raise TypeError("data must be a kdteach.data.Split, an (images, labels) pair or a "
                     f"DeviceLoader, got {type(data).__name__}.")
 
 
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    if os.environ.get("KDTEACH_PROGRESS", "").strip() in ("0", "false", "no"):
-        return False
-    if os.environ.get("CI"):
-        return False
-    return "ipykernel" in sys.modules or sys.stderr.isatty()
-
-
-def _make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device):
+def make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device):
+    """Adam, AdamW or SGD (Nesterov momentum 0.9) over the trainable ``params``."""
     params = [p for p in params if p.requires_grad]
     # One fused kernel per step instead of a loop over parameter tensors: on the CPU too it
     # makes the optimiser step ~5x cheaper (measured 2.3 -> 0.47 ms for the 2x800 student),
@@ -164,10 +145,111 @@ def _make_optimizer(params, name: str, lr: float, weight_decay: float, device: t
     raise ValueError(f"optimizer={name!r} is unknown; use 'adam', 'adamw' or 'sgd'.")
 
 
-def _autocast(device: torch.device, amp: bool | None):
+def make_scheduler(optimizer, schedule: str | None, epochs: int):
+    """``"cosine"`` anneals the learning rate to 0 over ``epochs``; ``None`` keeps it."""
+    if schedule is None:
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise ValueError(f"schedule={schedule!r} is unknown; use 'cosine' or None.")
+
+
+def autocast(device: torch.device, amp: bool | None = None):
+    """bf16 autocast on CUDA (``amp=None``: on by default there); a no-op elsewhere."""
     enabled = device.type == "cuda" if amp is None else bool(amp) and device.type == "cuda"
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
+
+def check_run(*, epochs, lr, seed) -> tuple[int, float]:
+    """Check the arguments every training function shares; return ``(epochs, lr)``."""
+    epochs = checks.positive_int(epochs, "epochs")
+    lr = checks.positive_number(lr, "lr", example="lr=1e-3")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {seed!r}.")
+    return epochs, lr
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    if os.environ.get("KDTEACH_PROGRESS", "").strip() in ("0", "false", "no"):
+        return False
+    if os.environ.get("CI"):
+        return False
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
+
+
+# ---------------------------------------------------------------------------------------
+# The epoch loop: every method of the course trains through it
+# ---------------------------------------------------------------------------------------
+
+def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Module] = (),
+               schedulers: Sequence = (), evaluate: Callable[[], dict] | None = None,
+               progress: bool | None = None, desc: str = "train") -> History:
+    """Run ``epochs`` epochs of ``step`` over ``loader``'s batches; return the History.
+
+    * ``loader.batches()`` yields ``(inputs, targets, indices)`` for one epoch (a
+      :class:`DeviceLoader`, or any object with that method and a ``device``);
+    * ``step(x, y, idx)`` trains on one batch — forward, loss, ``backward``, optimiser
+      step(s) — and returns what to record as **sums over the batch**, e.g.
+      ``{"loss": loss.detach() * len(y), "acc": (logits.argmax(1) == y).sum()}``;
+      a value may be a vector (one entry per peer, say);
+    * the loop adds the sums up on the device and reads them once per epoch (no host sync
+      per step), dividing by the examples seen: ``history["train_loss"]``,
+      ``history["train_acc"]``;
+    * after each epoch it steps ``schedulers``, then merges ``evaluate()`` (e.g.
+      ``{"eval_acc": 0.97}``) and the epoch's ``seconds`` into the record.
+
+    ``modules`` are put in ``train()`` mode at the start of every epoch (an evaluation may
+    have switched them to ``eval()``).
+    """
+    from tqdm.auto import tqdm
+
+    epochs = checks.positive_int(epochs, "epochs")
+    history = History()
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False,
+               disable=not _progress_enabled(progress))
+    for epoch in bar:
+        start = time.perf_counter()
+        for m in modules:
+            m.train()
+        totals: dict[str, torch.Tensor] = {}
+        seen = 0
+        for x, y, idx in loader.batches():
+            for key, value in step(x, y, idx).items():
+                totals[key] = totals[key] + value if key in totals else value
+            seen += len(y)
+        for scheduler in schedulers:
+            if scheduler is not None:
+                scheduler.step()
+        row = {"epoch": epoch}
+        for key, total in totals.items():
+            values = total.tolist()  # the epoch's one read of the device
+            row[f"train_{key}"] = ([float(v) / seen for v in values] if isinstance(values, list)
+                                   else float(values) / seen)
+        if evaluate is not None:
+            row.update(evaluate())
+        row["seconds"] = time.perf_counter() - start
+        history.append(**row)
+        if isinstance(row.get("train_loss"), float) and isinstance(row.get("train_acc"), float):
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}")
+    return history
+
+
+def _loss_and_accuracy(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """A step's record for :func:`run_epochs`: summed loss and number of correct answers."""
+    return {"loss": loss.detach().float() * len(y), "acc": (logits.detach().argmax(1) == y).sum()}
+
+
+def _train_step(optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring a model
+# ---------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def predict(model: nn.Module, data, *, batch_size: int = 1000, features: Sequence[str] = (),
@@ -177,14 +259,14 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, features: Sequenc
     ``data`` is a :class:`Split`, an ``(images, labels)`` pair or an images tensor. With
     ``features``, returns ``(logits, {name: tensor})`` recorded over the whole set.
     """
-    _check_model(model, "model")
+    checks.model(model, "model")
     images = data if isinstance(data, torch.Tensor) else data[0]
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else device_of(model)
     was_training = model.training
     model.eval()
     logits, feats = [], {name: [] for name in features}
     try:
-        with record(model, list(features)) as recorded, _autocast(device, amp):
+        with record(model, list(features)) as recorded, autocast(device, amp):
             for start in range(0, len(images), batch_size):
                 x = images[start:start + batch_size].to(device, non_blocking=True)
                 logits.append(model(x).float())
@@ -198,16 +280,9 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, features: Sequenc
     return out
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device=None) -> Evaluation:
     """Accuracy, number of errors and mean cross-entropy of ``model`` on ``data``."""
-    if not _is_pair(data):
+    if not is_pair(data):
         raise TypeError(f"data must be a Split or an (images, labels) pair, got {type(data).__name__}.")
     logits = predict(model, data, batch_size=batch_size, device=device)
     labels = data[1].to(logits.device)
@@ -216,71 +291,39 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device=None) -> 
                       n=len(labels), loss=float(F.cross_entropy(logits, labels)))
 
 
-def _loop(modules: Sequence[nn.Module], loader: DeviceLoader, step: Callable, optimizer,
-          *, epochs: int, scheduler, eval_model: nn.Module | None, eval_data, progress: bool,
-          desc: str) -> History:
-    """Run ``epochs`` epochs; ``step(x, y, idx)`` returns ``(loss, student_logits)``."""
-    checks = losses.CHECK_VALUES
-    # On a GPU, the losses' NaN and label-range checks read tensor values: a host-device
-    # sync every step. The loop trusts its own inputs, so it turns them off while it runs.
-    losses.CHECK_VALUES = checks and loader.device.type != "cuda"
-    try:
-        return _epochs(modules, loader, step, optimizer, epochs=epochs, scheduler=scheduler,
-                       eval_model=eval_model, eval_data=eval_data, progress=progress, desc=desc)
-    finally:
-        losses.CHECK_VALUES = checks
+def _eval_accuracy(model: nn.Module, eval_data, device) -> Callable[[], dict]:
+    def accuracy() -> dict:
+        if eval_data is None:
+            return {"eval_acc": None}
+        return {"eval_acc": evaluate(model, eval_data, device=device).accuracy}
+    return accuracy
 
 
-def _epochs(modules, loader, step, optimizer, *, epochs, scheduler, eval_model, eval_data,
-            progress, desc) -> History:
-    from tqdm.auto import tqdm
+def _value_checks(check_values: bool | None, device: torch.device, own_loss: bool) -> bool:
+    """Whether a run's losses do their NaN and label-range checks
+    (:func:`kdteach.losses.value_checks`, entered around each step's loss).
 
-    history = History()
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        for m in modules:
-            m.train()
-        loss_sum = torch.zeros((), device=loader.device)
-        correct = torch.zeros((), device=loader.device, dtype=torch.long)
-        seen = 0
-        for x, y, idx in loader.batches():
-            loss, logits = step(x, y, idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-        if scheduler is not None:
-            scheduler.step()
-        record = {"epoch": epoch, "train_loss": float(loss_sum) / seen,
-                  "train_acc": float(correct) / seen, "eval_acc": None}
-        if eval_model is not None and eval_data is not None:
-            record["eval_acc"] = evaluate(eval_model, eval_data, device=loader.device).accuracy
-        record["seconds"] = time.perf_counter() - start
-        history.append(**record)
-        bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}")
-    return history
+    They read tensor values: on a GPU, a host-device sync every step. So by default
+    (``None``) they follow the caller's setting, except that on CUDA they are skipped for the
+    course's own losses, which the loop feeds checked inputs; a loss you pass stays checked
+    unless you say ``check_values=False`` (or call from inside ``value_checks(False)``).
+    """
+    if check_values is None:
+        return losses.value_checks_enabled() and (device.type != "cuda" or not own_loss)
+    if not isinstance(check_values, bool):
+        raise TypeError(f"check_values must be True, False or None, got {check_values!r}.")
+    return check_values
 
 
-def _setup(model, data, *, batch_size, seed, jitter, device, lr, epochs):
-    _check_model(model, "model")
-    _check_positive(epochs, "epochs")
-    _check_positive(batch_size, "batch_size")
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}.")
-    device = torch.device(device) if device is not None else config.device()
-    torch.manual_seed(seed)  # dropout masks; the loader has its own seeded generator
-    loader = _as_loader(data, batch_size, seed, jitter, device)
-    return loader.device, loader
-
+# ---------------------------------------------------------------------------------------
+# Training on labels, and distillation
+# ---------------------------------------------------------------------------------------
 
 def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size: int = 128,
         optimizer: str = "adam", weight_decay: float = 0.0, schedule: str | None = "cosine",
         jitter: int = 0, loss: Callable | None = None, eval_data=None, seed: int = 0,
         device=None, amp: bool | None = None, compile: bool = False,
-        progress: bool | None = None) -> History:
+        check_values: bool | None = None, progress: bool | None = None) -> History:
     """Train ``model`` on labelled ``data``; return its :class:`History`.
 
     Args:
@@ -290,31 +333,31 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
         jitter: random shifts of up to this many pixels (on the device) each epoch.
         eval_data: a held-out set whose accuracy is recorded after every epoch.
         compile: ``torch.compile`` the model first (pays off only for long GPU runs).
+        check_values: run the losses' NaN/label-range checks (see :func:`_value_checks`).
     """
-    device, loader = _setup(model, data, batch_size=batch_size, seed=seed, jitter=jitter,
-                            device=device, lr=lr, epochs=epochs)
+    checks.model(model, "model")
+    epochs, lr = check_run(epochs=epochs, lr=lr, seed=seed)
+    torch.manual_seed(seed)  # dropout masks; the loader has its own seeded generator
+    loader = loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)
+    device = loader.device
     model.to(device)
     criterion = loss or F.cross_entropy
     forward = torch.compile(model) if compile else model
-    opt = _make_optimizer(model.parameters(), optimizer, lr, weight_decay, device)
-    sched = _scheduler(opt, schedule, epochs)
+    opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay, device)
+    sched = make_scheduler(opt, schedule, epochs)
+    checked = _value_checks(check_values, device, own_loss=loss is None)
 
     def step(x, y, idx):
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = forward(x)
-        return criterion(logits.float(), y), logits
+        with losses.value_checks(checked):
+            value = criterion(logits.float(), y)
+        _train_step(opt, value)
+        return _loss_and_accuracy(value, logits, y)
 
-    return _loop([model], loader, step, opt, epochs=epochs, scheduler=sched, eval_model=model,
-                 eval_data=eval_data, progress=_progress_enabled(progress),
-                 desc=f"fit {type(model).__name__}")
-
-
-def _scheduler(opt, schedule: str | None, epochs: int):
-    if schedule is None:
-        return None
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    raise ValueError(f"schedule={schedule!r} is unknown; use 'cosine' or None.")
+    return run_epochs(step, loader, epochs=epochs, modules=[model], schedulers=[sched],
+                      evaluate=_eval_accuracy(model, eval_data, device), progress=progress,
+                      desc=f"fit {type(model).__name__}")
 
 
 class _TeacherOutputs:
@@ -344,7 +387,7 @@ class _TeacherOutputs:
         if self.cached_logits is not None:
             return self.cached_logits[idx], {n: f[idx] for n, f in self.cached_features.items()}
         self.teacher.eval()
-        with record(self.teacher, self.features) as feats, _autocast(self.device, self.amp):
+        with record(self.teacher, self.features) as feats, autocast(self.device, self.amp):
             logits = self.teacher(x).float()
         return logits, {n: f.float() for n, f in feats.items()}
 
@@ -355,7 +398,8 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
             epochs: int = 5, lr: float = 1e-3, batch_size: int = 128, optimizer: str = "adam",
             weight_decay: float = 0.0, schedule: str | None = "cosine", jitter: int = 0,
             eval_data=None, seed: int = 0, device=None, amp: bool | None = None,
-            compile: bool = False, progress: bool | None = None) -> History:
+            compile: bool = False, check_values: bool | None = None,
+            progress: bool | None = None) -> History:
     """Train ``student`` to match ``teacher`` on ``data``; return its :class:`History`.
 
     ``loss(outputs)`` receives an :class:`Outputs` (student and teacher logits, the
@@ -365,14 +409,17 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
 
     ``extra_modules`` (e.g. a FitNets connector) are trained with the student: their
     parameters join the optimizer. The teacher is never updated: it stays in ``eval()``
-    and runs under ``torch.no_grad()``.
+    and runs under ``torch.no_grad()``. ``check_values``: as in :func:`fit`.
     """
-    _check_model(teacher, "teacher")
+    checks.model(teacher, "teacher")
     if teacher is student:
         raise ValueError("teacher and student are the same object; pass a separate model "
                          "(e.g. a copy.deepcopy) to distil a network into itself.")
-    device, loader = _setup(student, data, batch_size=batch_size, seed=seed, jitter=jitter,
-                            device=device, lr=lr, epochs=epochs)
+    checks.model(student, "student")
+    epochs, lr = check_run(epochs=epochs, lr=lr, seed=seed)
+    torch.manual_seed(seed)  # dropout masks; the loader has its own seeded generator
+    loader = loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)
+    device = loader.device
     student_features = check_names(student, student_features)
     teacher_features = check_names(teacher, teacher_features)
     extra_modules = list(extra_modules)
@@ -380,21 +427,24 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
         m.to(device)
     teacher.eval()
     teacher_out = _TeacherOutputs(teacher, loader, teacher_features, amp)
+    checked = _value_checks(check_values, device, own_loss=loss is None)
     if loss is None:
         def loss(o: Outputs) -> torch.Tensor:
             return kd_loss(o.student_logits, o.teacher_logits, o.targets, T=T, alpha=alpha)
     forward = torch.compile(student) if compile else student
     params = [p for m in (student, *extra_modules) for p in m.parameters()]
-    opt = _make_optimizer(params, optimizer, lr, weight_decay, device)
-    sched = _scheduler(opt, schedule, epochs)
+    opt = make_optimizer(params, optimizer, lr, weight_decay, device)
+    sched = make_scheduler(opt, schedule, epochs)
 
     def step(x, y, idx):
         t_logits, t_feats = teacher_out(x, idx)
-        with record(student, student_features) as s_feats, _autocast(device, amp):
+        with record(student, student_features) as s_feats, autocast(device, amp), \
+                losses.value_checks(checked):
             s_logits = forward(x)
             value = loss(Outputs(s_logits.float(), t_logits, y, dict(s_feats), t_feats, x))
-        return value, s_logits
+        _train_step(opt, value)
+        return _loss_and_accuracy(value, s_logits, y)
 
-    return _loop([student, *extra_modules], loader, step, opt, epochs=epochs, scheduler=sched,
-                 eval_model=student, eval_data=eval_data, progress=_progress_enabled(progress),
-                 desc=f"distill {type(student).__name__}")
+    return run_epochs(step, loader, epochs=epochs, modules=[student, *extra_modules],
+                      schedulers=[sched], evaluate=_eval_accuracy(student, eval_data, device),
+                      progress=progress, desc=f"distill {type(student).__name__}")

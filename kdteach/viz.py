@@ -12,14 +12,15 @@ import numpy as np
 import torch
 
 
-def _numpy(x) -> np.ndarray:
+def to_numpy(x) -> np.ndarray:
+    """A tensor (on any device, with or without grad) or array-like as a NumPy array."""
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def image_grid(images, labels=None, class_names: Sequence[str] | None = None, *,
                ncols: int = 10, size: float = 1.0, title: str | None = None):
     """Show ``(N, 1, H, W)`` images in a grid, each captioned with its label."""
-    images = _numpy(images)
+    images = to_numpy(images)
     n = len(images)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
@@ -54,7 +55,7 @@ def examples_per_class(split, class_names: Sequence[str], per_class: int = 8, *,
 def probability_bars(probs, class_names: Sequence[str] | None = None, *, ax=None,
                      highlight: int | None = None, title: str | None = None, log: bool = False):
     """A bar chart of one probability vector; ``highlight`` marks a class (e.g. the label)."""
-    probs = _numpy(probs).ravel()
+    probs = to_numpy(probs).ravel()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 2.6))
     colors = ["tab:orange" if i == highlight else "tab:blue" for i in range(len(probs))]
@@ -75,7 +76,7 @@ def probability_bars(probs, class_names: Sequence[str] | None = None, *, ax=None
 def heatmap(values, row_labels, col_labels, *, ax=None, fmt: str = "{:.1f}", cmap: str = "viridis",
             xlabel: str = "", ylabel: str = "", title: str | None = None, colorbar: bool = True):
     """A labelled heat map with each cell's value written in it."""
-    values = _numpy(values)
+    values = to_numpy(values)
     if ax is None:
         _, ax = plt.subplots(figsize=(1 + 0.8 * len(col_labels), 1 + 0.55 * len(row_labels)))
     im = ax.imshow(values, cmap=cmap, aspect="auto")
@@ -100,7 +101,7 @@ def matrix_image(matrix, *, ax=None, title: str | None = None, cmap: str = "magm
     """A square matrix (e.g. pairwise distances of a batch) as an image with a colour bar."""
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3))
-    im = ax.imshow(_numpy(matrix), cmap=cmap)
+    im = ax.imshow(to_numpy(matrix), cmap=cmap)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -124,3 +125,26 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None, *, floatfm
     rule = "  ".join("-" * w for w in widths)
     body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join([line, rule, *body])
+
+
+def history(records, *, axes=None, title: str | None = None):
+    """A training run's loss and accuracy per epoch, side by side; returns the axes.
+
+    ``records`` is a :class:`kdteach.train.History` (or anything indexable by
+    ``"train_loss"``, ``"train_acc"`` and ``"eval_acc"``, one value per epoch).
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = range(1, len(records["train_loss"]) + 1)
+    axes[0].plot(epochs, records["train_loss"], marker="o", label="train loss")
+    axes[0].set(xlabel="epoch", ylabel="loss")
+    for key in ("train_acc", "eval_acc"):
+        if any(v is not None for v in records[key]):
+            axes[1].plot(epochs, records[key], marker="o", label=key.replace("_", " "))
+    axes[1].set(xlabel="epoch", ylabel="accuracy")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes

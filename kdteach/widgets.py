@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from IPython.display import clear_output
 
 from .losses import kd_loss
+from .viz import to_numpy
 
 __all__ = ["App", "entropy_bits", "temperature_explorer", "gradient_split", "sweep_browser",
            "distillation_runner"]
@@ -84,10 +85,6 @@ def _softmax_np(z, T: float) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _numpy(x) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
 def _T_slider(value: float, lo: float, hi: float) -> widgets.FloatLogSlider:
     return widgets.FloatLogSlider(value=value, base=10, min=math.log10(lo), max=math.log10(hi),
                                   step=0.05, description="T", readout_format=".2f",
@@ -109,12 +106,12 @@ def temperature_explorer(logits, *, images=None, labels=None, class_names: Seque
     (``(N, 1, H, W)``) and ``labels`` are shown beside the bars when given.
     ``app.last`` holds ``T``, ``index``, ``probs`` (the bars) and ``entropy`` (bits).
     """
-    z = _numpy(logits).astype(np.float64)
+    z = to_numpy(logits).astype(np.float64)
     z = z[None] if z.ndim == 1 else z
     n, k = z.shape
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-    imgs = None if images is None else _numpy(images).reshape(n, *_numpy(images).shape[-2:])
-    labs = None if labels is None else [int(v) for v in _numpy(labels).reshape(-1)]
+    imgs = None if images is None else to_numpy(images).reshape(n, *to_numpy(images).shape[-2:])
+    labs = None if labels is None else [int(v) for v in to_numpy(labels).reshape(-1)]
     grid = np.geomspace(*T_range, 120)
     shown = list(ids) if ids is not None else list(range(n))
 
@@ -228,7 +225,7 @@ def sweep_browser(Ts: Sequence[float], alphas: Sequence[float], errors, *, basel
     """
     from . import viz
 
-    values = np.asarray(_numpy(errors), dtype=float)
+    values = np.asarray(to_numpy(errors), dtype=float)
     Ts, alphas = list(Ts), list(alphas)
     if values.shape != (len(Ts), len(alphas)):
         raise ValueError(f"errors has shape {values.shape}, expected (len(Ts), len(alphas)) = "

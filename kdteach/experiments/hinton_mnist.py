@@ -35,7 +35,7 @@ or schedule; the teacher's regularisers follow Srivastava et al. 2014, "Dropout"
 It prints the table and writes ``notebooks/results/<--out>.json`` through
 :func:`kdteach.results.write` (errors, paper numbers, per-epoch test errors, seeds, epochs,
 the recipe, per-model and total wall time; device, torch version and commit come from
-:func:`kdteach.results.environment`). Notebook 03 reads ``teacher_errors``,
+:func:`kdteach.results.provenance`). Notebook 03 reads ``teacher_errors``,
 ``student_errors`` and ``distilled_errors``. ``hinton_mnist_full`` is written only by a
 full-profile run on CUDA; a CPU or quick run writes nothing unless ``--out`` names a file.
 """
@@ -268,9 +268,9 @@ def main(argv=None) -> dict:
         out = out or "hinton_mnist_smoke"
 
     start = time.perf_counter()
-    with config.environment(KDTEACH_DEVICE=str(device),
+    with config.temporary_env(KDTEACH_DEVICE=str(device),
                             KDTEACH_PROFILE=profile if profile in config.PROFILES else None):
-        env = results.environment()  # the commit that runs, even if the checkout moves meanwhile
+        env = results.provenance()  # the commit that runs, even if the checkout moves meanwhile
         res = run(recipe, device=device, seed=args.seed)
         seconds = time.perf_counter() - start
         res["profile"] = profile

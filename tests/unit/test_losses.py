@@ -1,0 +1,616 @@
+"""Tests for kdteach.losses.
+
+Each loss is checked three ways: against a number worked out by hand, against a
+second, independent formulation (explicit Python loops with ``math``, or numpy),
+and for the properties the course relies on (gradients, no gradient into the
+teacher, the T^2 factor, clear errors on bad inputs).
+"""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdteach import losses
+from kdteach.losses import (
+    at_loss,
+    attention_map,
+    dml_loss,
+    hint_loss,
+    kd_loss,
+    label_smoothing_loss,
+    rkd_angle_loss,
+    rkd_distance_loss,
+    softmax_t,
+    sp_loss,
+)
+
+LN2, LN3 = math.log(2.0), math.log(3.0)
+
+
+def randn(*shape, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=dtype)
+
+
+def close(actual, expected, tol=1e-9):
+    """Compare tensors, arrays or Python numbers to within ``tol`` (relative and absolute)."""
+    as_array = lambda x: x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    np.testing.assert_allclose(as_array(actual), as_array(expected), rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------------------
+# Reference implementations written with plain Python loops and the math module
+# ---------------------------------------------------------------------------
+
+def py_softmax(row, T=1.0):
+    m = max(row)
+    e = [math.exp((z - m) / T) for z in row]
+    total = sum(e)
+    return [v / total for v in e]
+
+
+def py_kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0)
+
+
+def py_ce(row, y):
+    return -math.log(py_softmax(row)[y])
+
+
+def py_huber(x):
+    return 0.5 * x * x if abs(x) <= 1 else abs(x) - 0.5
+
+
+def py_norm(v):
+    return math.sqrt(sum(x * x for x in v))
+
+
+def py_sub(a, b):
+    return [x - y for x, y in zip(a, b)]
+
+
+def py_kd(s, t, y, T, alpha):
+    B = len(s)
+    soft = T * T * sum(py_kl(py_softmax(t[b], T), py_softmax(s[b], T)) for b in range(B)) / B
+    if y is None:
+        return soft
+    hard = sum(py_ce(s[b], y[b]) for b in range(B)) / B
+    return alpha * hard + (1 - alpha) * soft
+
+
+def py_rkd_distance(s, t):
+    def psi(e):
+        B = len(e)
+        d = [[py_norm(py_sub(e[i], e[j])) for j in range(B)] for i in range(B)]
+        mu = sum(d[i][j] for i in range(B) for j in range(B) if i != j) / (B * (B - 1))
+        return [[d[i][j] / mu for j in range(B)] for i in range(B)]
+
+    ps, pt = psi(s), psi(t)
+    B = len(s)
+    return sum(py_huber(ps[i][j] - pt[i][j]) for i in range(B) for j in range(B)) / B**2
+
+
+def py_cos_angle(e, i, j, k):
+    """cos of the angle at e_j in the triangle (e_i, e_j, e_k); 0 for a degenerate triplet."""
+    if i == j or k == j:
+        return 0.0
+    a, b = py_sub(e[i], e[j]), py_sub(e[k], e[j])
+    return sum(x * y for x, y in zip(a, b)) / (py_norm(a) * py_norm(b))
+
+
+def py_rkd_angle(s, t):
+    B = len(s)
+    total = 0.0
+    for i, j, k in itertools.product(range(B), repeat=3):
+        total += py_huber(py_cos_angle(s, i, j, k) - py_cos_angle(t, i, j, k))
+    return total / B**3
+
+
+def py_sp(s, t, row_norm=py_norm):
+    def gram(f):
+        B = len(f)
+        g = [[sum(x * y for x, y in zip(f[i], f[j])) for j in range(B)] for i in range(B)]
+        return [[v / row_norm(row) for v in row] for row in g]
+
+    gs, gt = gram(s), gram(t)
+    B = len(s)
+    return sum((gs[i][j] - gt[i][j]) ** 2 for i in range(B) for j in range(B)) / B**2
+
+
+def rows(x):
+    """A (B, ...) tensor as a list of flat Python lists."""
+    return x.detach().reshape(len(x), -1).tolist()
+
+
+# ---------------------------------------------------------------------------
+# softmax_t
+# ---------------------------------------------------------------------------
+
+def test_softmax_t_hand_values():
+    close(softmax_t(torch.tensor([0.0, LN2, LN3], dtype=torch.float64)), [1 / 6, 2 / 6, 3 / 6])
+    # At T = 2, logits (0, 2 ln 2) become (0, ln 2): probabilities (1/3, 2/3).
+    close(softmax_t(torch.tensor([[0.0, 2 * LN2]], dtype=torch.float64), T=2.0), [[1 / 3, 2 / 3]])
+
+
+def test_softmax_t_matches_python_loops():
+    z = randn(4, 6, seed=1) * 3
+    expected = [py_softmax(row, T=2.5) for row in z.tolist()]
+    close(softmax_t(z, T=2.5), expected)
+
+
+def test_softmax_t_limits():
+    z = torch.tensor([[1.0, 3.0, 2.0]])
+    close(softmax_t(z, T=0.01), [[0.0, 1.0, 0.0]], tol=1e-6)  # T -> 0: one-hot argmax
+    close(softmax_t(z, T=1e4), [[1 / 3, 1 / 3, 1 / 3]], tol=1e-3)  # T -> inf: uniform
+    entropies = [-(p * p.log()).sum().item() for p in (softmax_t(z, T) for T in (0.5, 1, 2, 4, 8))]
+    assert entropies == sorted(entropies)  # softer and softer
+
+
+def test_softmax_t_no_overflow_for_huge_logits():
+    p = softmax_t(torch.tensor([[1000.0, 0.0, -1000.0]]))
+    assert torch.isfinite(p).all()
+    close(p, [[1.0, 0.0, 0.0]], tol=1e-7)
+    s = torch.tensor([[1000.0, -1000.0, 0.0], [0.0, 1000.0, 0.0]])
+    t = torch.tensor([[-1000.0, 1000.0, 0.0], [0.0, 1000.0, 0.0]])
+    loss = kd_loss(s, t, torch.tensor([0, 1]), T=1.0)
+    assert torch.isfinite(loss)
+
+
+def test_softmax_t_half_input_is_computed_in_float32():
+    assert softmax_t(torch.zeros(2, 3, dtype=torch.float16)).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------
+# kd_loss
+# ---------------------------------------------------------------------------
+
+def test_kd_loss_hand_value():
+    # Student logits (0, 0): q = (1/2, 1/2). Teacher logits (0, 2 ln 3) at T = 2:
+    # p = (1/4, 3/4). KL(p || q) = 1/4 ln(1/2) + 3/4 ln(3/2), times T^2 = 4:
+    # soft = 3 ln 3 - 4 ln 2. Hard CE with label 1 = ln 2.
+    s = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 2 * LN3]], dtype=torch.float64)
+    soft = 3 * LN3 - 4 * LN2
+    close(kd_loss(s, t, T=2.0), soft)
+    close(kd_loss(s, t, torch.tensor([1]), T=2.0, alpha=0.5), 0.5 * LN2 + 0.5 * soft)
+    close(kd_loss(s, t, torch.tensor([1]), T=2.0, alpha=0.25), 0.25 * LN2 + 0.75 * soft)
+
+
+def test_kd_loss_matches_python_loops():
+    s, t = randn(5, 4, seed=2) * 2, randn(5, 4, seed=3) * 2
+    y = [3, 0, 1, 1, 2]
+    expected = py_kd(s.tolist(), t.tolist(), y, T=3.0, alpha=0.3)
+    close(kd_loss(s, t, torch.tensor(y), T=3.0, alpha=0.3), expected)
+
+
+def test_kd_soft_term_equals_cross_entropy_minus_entropy():
+    # KL(p || q) = H(p, q) - H(p), computed here with numpy.
+    s, t, T = randn(6, 5, seed=4) * 2, randn(6, 5, seed=5) * 2, 2.5
+    zs, zt = s.numpy() / T, t.numpy() / T
+    q = np.exp(zs - zs.max(1, keepdims=True))
+    q /= q.sum(1, keepdims=True)
+    p = np.exp(zt - zt.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    cross_entropy = -(p * np.log(q)).sum(1)
+    entropy = -(p * np.log(p)).sum(1)
+    close(kd_loss(s, t, T=T), T**2 * (cross_entropy - entropy).mean())
+
+
+def test_kd_targets_none_and_alpha_extremes():
+    s, t = randn(4, 3, seed=6), randn(4, 3, seed=7)
+    y = torch.tensor([0, 2, 1, 2])
+    soft = kd_loss(s, t, T=3.0)
+    close(soft, py_kd(s.tolist(), t.tolist(), None, T=3.0, alpha=None))
+    close(kd_loss(s, t, T=3.0, alpha=0.9), soft)  # alpha plays no part without targets
+    close(kd_loss(s, t, y, T=3.0, alpha=0.0), soft)  # alpha = 0: T^2 * KL only
+    hard = sum(py_ce(row, c) for row, c in zip(s.tolist(), y.tolist())) / 4
+    close(kd_loss(s, t, y, T=3.0, alpha=1.0), hard)  # alpha = 1: plain cross-entropy
+
+
+def test_kd_loss_is_zero_when_student_equals_teacher():
+    s = randn(3, 4, seed=8)
+    close(kd_loss(s, s.clone(), T=5.0), 0.0, tol=1e-12)
+
+
+def test_kd_loss_gradient_matches_analytic_formula():
+    # d/ds [alpha CE + (1-alpha) T^2 KL] = alpha (softmax(s) - onehot) / B
+    #                                     + (1-alpha) T (softmax(s/T) - softmax(t/T)) / B
+    B, K, T, alpha = 5, 4, 3.0, 0.3
+    s = randn(B, K, seed=9).requires_grad_(True)
+    t = randn(B, K, seed=10) * 2
+    y = torch.tensor([0, 3, 2, 1, 1])
+    kd_loss(s, t, y, T=T, alpha=alpha).backward()
+
+    sm = lambda z: np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+    sn, tn = s.detach().numpy(), t.numpy()
+    onehot = np.eye(K)[y.numpy()]
+    expected = alpha * (sm(sn) - onehot) / B + (1 - alpha) * T * (sm(sn / T) - sm(tn / T)) / B
+    assert s.grad.dtype == torch.float64
+    close(s.grad, expected, tol=1e-12)
+
+
+def test_kd_t_squared_keeps_soft_gradients_the_same_size():
+    s = (randn(8, 10, seed=11) * 0.5).requires_grad_(True)
+    t = randn(8, 10, seed=12) * 0.5
+
+    def grad_norm(T, scale=1.0):
+        s.grad = None
+        (kd_loss(s, t, T=T) * scale).backward()
+        return s.grad.norm().item()
+
+    g10, g20 = grad_norm(10.0), grad_norm(20.0)
+    assert abs(g20 / g10 - 1) < 0.01  # with T^2: about independent of T
+    # Without the T^2 factor the gradient shrinks like 1/T^2: a quarter from T=10 to T=20.
+    r = grad_norm(20.0, scale=1 / 20**2) / grad_norm(10.0, scale=1 / 10**2)
+    assert abs(r - 0.25) < 0.01
+
+
+def test_kd_loss_sends_no_gradient_to_the_teacher():
+    s = randn(4, 3, seed=13).requires_grad_(True)
+    t = randn(4, 3, seed=14).requires_grad_(True)
+    kd_loss(s, t, torch.tensor([0, 1, 2, 0])).backward()
+    assert s.grad is not None and t.grad is None
+
+
+def test_kd_loss_is_float32_for_half_inputs_and_under_autocast():
+    s, t = randn(4, 5, seed=15, dtype=torch.float32), randn(4, 5, seed=16, dtype=torch.float32)
+    y = torch.tensor([0, 1, 2, 3])
+    out = kd_loss(s.half(), t.bfloat16(), y)
+    assert out.dim() == 0 and out.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert kd_loss(s, t, y).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------
+# hint_loss
+# ---------------------------------------------------------------------------
+
+def test_hint_loss_hand_value():
+    s = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    close(hint_loss(s, torch.zeros(2, 2)), (1 + 4 + 9 + 16) / 4)
+
+
+def test_hint_loss_matches_numpy_and_its_gradient():
+    s = randn(2, 3, 4, 4, seed=17).requires_grad_(True)
+    t = randn(2, 3, 4, 4, seed=18).requires_grad_(True)
+    loss = hint_loss(s, t)
+    diff = s.detach().numpy() - t.detach().numpy()
+    close(loss, (diff**2).mean())
+    loss.backward()
+    close(s.grad, 2 * diff / diff.size)
+    assert t.grad is None
+
+
+# ---------------------------------------------------------------------------
+# attention_map and at_loss
+# ---------------------------------------------------------------------------
+
+def hand_feat():
+    # One sample, two channels, a 1x2 map: channel 0 = (1, 2), channel 1 = (-3, 0).
+    return torch.tensor([[[[1.0, 2.0]], [[-3.0, 0.0]]]], dtype=torch.float64)
+
+
+def test_attention_map_hand_values():
+    # p = 2: mean over channels of squares = ((1 + 9)/2, (4 + 0)/2) = (5, 2); norm sqrt(29).
+    close(attention_map(hand_feat()), [[5 / math.sqrt(29), 2 / math.sqrt(29)]])
+    # p = 1: mean of absolute values = (2, 1); norm sqrt(5).
+    close(attention_map(hand_feat(), p=1), [[2 / math.sqrt(5), 1 / math.sqrt(5)]])
+
+
+def test_attention_map_matches_numpy():
+    f = randn(2, 3, 4, 5, seed=19)
+    a = (np.abs(f.numpy()) ** 3).mean(axis=1).reshape(2, -1)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    got = attention_map(f, p=3)
+    assert got.shape == (2, 20)
+    close(got, a)
+    close(got.norm(dim=1), [1.0, 1.0])
+    close(attention_map(7.5 * f, p=3), a)  # the overall scale of the features does not matter
+
+
+def test_at_loss_hand_value_with_different_channel_counts():
+    student = torch.tensor([[[[1.0, 0.0]]]], dtype=torch.float64)  # one channel: map (1, 0)
+    # ((1 - 5/sqrt 29)^2 + (2/sqrt 29)^2) / 2 = 1 - 5/sqrt(29)
+    close(at_loss(student, hand_feat()), 1 - 5 / math.sqrt(29))
+
+
+def test_at_loss_matches_numpy_and_spares_the_teacher():
+    s = randn(3, 2, 4, 4, seed=20).requires_grad_(True)
+    t = randn(3, 6, 4, 4, seed=21).requires_grad_(True)
+
+    def amap(x):
+        a = (x.detach().numpy() ** 2).mean(axis=1).reshape(3, -1)
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    loss = at_loss(s, t)
+    close(loss, ((amap(s) - amap(t)) ** 2).mean())
+    loss.backward()
+    assert s.grad is not None and t.grad is None
+    close(at_loss(s, 3 * s.detach()), 0.0, tol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# RKD distance and angle
+# ---------------------------------------------------------------------------
+
+def test_rkd_distance_hand_value():
+    # Student: 1-D points 0, 1, 3 -> distances 1, 3, 2, mean 2 -> normalised 0.5, 1.5, 1.
+    # Teacher: equilateral triangle in 2-D -> every normalised distance is 1.
+    # Differences 0.5, 0.5, 0 (each twice) -> Huber 0.125 + 0.125 + 0, twice = 0.5, over 9 entries.
+    s = torch.tensor([[0.0], [1.0], [3.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]], dtype=torch.float64)
+    close(rkd_distance_loss(s, t), 1 / 18)
+
+
+def test_rkd_distance_matches_python_loops_in_both_huber_branches():
+    # Clusters placed so that some normalised distances differ by about 2 (the linear branch).
+    s = torch.tensor([[0.0], [0.01], [0.02], [100.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 0.0], [100.0, 1.0], [100.01, 1.0], [100.0, 1.02]], dtype=torch.float64)
+    close(rkd_distance_loss(s, t), py_rkd_distance(rows(s), rows(t)))
+    s, t = randn(5, 3, seed=22), randn(5, 7, seed=23)
+    close(rkd_distance_loss(s, t), py_rkd_distance(rows(s), rows(t)))
+
+
+def test_rkd_distance_ignores_scale_and_flattens_features():
+    s, t = randn(4, 2, 3, 3, seed=24), randn(4, 5, seed=25)
+    close(rkd_distance_loss(s, t), rkd_distance_loss(s.flatten(1), t))
+    close(rkd_distance_loss(10 * s, t), rkd_distance_loss(s, t))
+
+
+def test_rkd_distance_gradients_stay_finite_with_duplicate_embeddings():
+    s = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.0, 5.0]], dtype=torch.float64, requires_grad=True)
+    t = randn(3, 4, seed=26).requires_grad_(True)
+    rkd_distance_loss(s, t).backward()
+    assert torch.isfinite(s.grad).all() and t.grad is None
+
+
+def test_rkd_angle_hand_value():
+    # Student: right angle at A of the triangle A=(0,0), B=(1,0), C=(0,1): cosines 0 at A,
+    # 1/sqrt 2 at B and C. Teacher: collinear 0, 1, 2: cosines 1, -1, 1.
+    # Huber of the differences: 0.5 + (1/sqrt 2 + 1 - 0.5) + 0.5 (1 - 1/sqrt 2)^2 = 1.75,
+    # each for two ordered triplets; all other triplets differ by 0 -> 3.5 / 27.
+    s = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)
+    close(rkd_angle_loss(s, t), 7 / 54)
+
+
+def test_rkd_angle_matches_python_triple_loop():
+    s, t = randn(5, 3, seed=27), randn(5, 6, seed=28)
+    close(rkd_angle_loss(s, t), py_rkd_angle(rows(s), rows(t)))
+
+
+def test_rkd_angle_ignores_scale_and_translation_and_spares_the_teacher():
+    s = randn(4, 3, seed=29).requires_grad_(True)
+    t = randn(4, 8, seed=30).requires_grad_(True)
+    close(rkd_angle_loss(s, 3 * t.detach() + 1), rkd_angle_loss(s, t))
+    rkd_angle_loss(s, t).backward()
+    assert s.grad is not None and t.grad is None
+
+
+# ---------------------------------------------------------------------------
+# sp_loss
+# ---------------------------------------------------------------------------
+
+def test_sp_loss_hand_value():
+    # Student G = I (already unit rows). Teacher features (1), (1): G = all ones,
+    # rows normalised to 1/sqrt 2. ||G_s - G_t||^2 = 2 (1 - 1/sqrt 2)^2 + 2 (1/2) = 4 - 2 sqrt 2,
+    # divided by b^2 = 4.
+    s = torch.eye(2, dtype=torch.float64)
+    t = torch.ones(2, 1, dtype=torch.float64)
+    close(sp_loss(s, t), 1 - math.sqrt(2) / 2)
+
+
+def test_sp_loss_matches_python_loops_and_uses_the_l2_row_norm():
+    s, t = randn(4, 2, 3, 3, seed=31), randn(4, 5, seed=32)
+    close(sp_loss(s, t), py_sp(rows(s), rows(t)))
+    # torchdistill's normalize(G, 1) is an L1 row norm: a different number.
+    l1 = py_sp(rows(s), rows(t), row_norm=lambda r: sum(abs(v) for v in r))
+    assert abs(sp_loss(s, t).item() - l1) > 1e-3
+
+
+def test_sp_loss_spares_the_teacher_and_stays_float32_under_autocast():
+    s = randn(6, 16, seed=33, dtype=torch.float32).requires_grad_(True)
+    t = randn(6, 8, seed=34, dtype=torch.float32).requires_grad_(True)
+    plain = sp_loss(s, t)
+    plain.backward()
+    assert s.grad is not None and t.grad is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 matmul would be off by ~1e-3
+        under = sp_loss(s, t)
+        angle = rkd_angle_loss(s, t)
+    assert under.dtype == torch.float32
+    close(under, plain.item(), tol=1e-6)
+    close(angle, rkd_angle_loss(s, t).item(), tol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# dml_loss
+# ---------------------------------------------------------------------------
+
+def test_dml_loss_hand_value():
+    # Network: logits (0, 0), label 0 -> CE ln 2. Peers (0, ln 3) and (ln 3, 0): each KL to the
+    # uniform prediction is 1/4 ln(1/2) + 3/4 ln(3/2); their mean is the same.
+    z = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    peers = [torch.tensor([[0.0, LN3]], dtype=torch.float64), torch.tensor([[LN3, 0.0]], dtype=torch.float64)]
+    expected = LN2 + 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    close(dml_loss(z, peers, torch.tensor([0])), expected)
+
+
+def test_dml_loss_matches_python_loops():
+    z = randn(4, 5, seed=35)
+    peers = [randn(4, 5, seed=36 + k) for k in range(3)]
+    y = [4, 0, 2, 2]
+    ce = sum(py_ce(row, c) for row, c in zip(z.tolist(), y)) / 4
+    kl = sum(py_kl(py_softmax(p[b]), py_softmax(z.tolist()[b])) for p in (q.tolist() for q in peers)
+             for b in range(4)) / (4 * 3)
+    close(dml_loss(z, peers, torch.tensor(y)), ce + kl)
+
+
+def test_dml_loss_accepts_one_tensor_or_a_tuple():
+    z, peer, y = randn(3, 4, seed=40), randn(3, 4, seed=41), torch.tensor([1, 2, 3])
+    close(dml_loss(z, peer, y), dml_loss(z, [peer], y).item())
+    close(dml_loss(z, (peer, peer), y), dml_loss(z, [peer], y).item())
+
+
+def test_dml_loss_gradient_and_no_gradient_to_peers():
+    # d/dz [CE + mean_l KL(p_l || p)] = (softmax(z) - onehot) / B + (softmax(z) - mean_l p_l) / B
+    B, K = 3, 4
+    z = randn(B, K, seed=42).requires_grad_(True)
+    peers = [randn(B, K, seed=43 + k).requires_grad_(True) for k in range(2)]
+    y = torch.tensor([0, 3, 1])
+    dml_loss(z, peers, y).backward()
+    p = torch.softmax(z.detach(), 1).numpy()
+    mean_peer = np.mean([torch.softmax(q.detach(), 1).numpy() for q in peers], axis=0)
+    close(z.grad, ((p - np.eye(K)[y.numpy()]) + (p - mean_peer)) / B, tol=1e-12)
+    assert all(q.grad is None for q in peers)
+
+
+# ---------------------------------------------------------------------------
+# label_smoothing_loss
+# ---------------------------------------------------------------------------
+
+def test_label_smoothing_hand_value():
+    # p = (1/4, 3/4); eps = 0.2, K = 2, label 1 -> q' = (0.1, 0.9).
+    z = torch.tensor([[0.0, LN3]], dtype=torch.float64)
+    close(label_smoothing_loss(z, torch.tensor([1]), smoothing=0.2),
+          -(0.1 * math.log(0.25) + 0.9 * math.log(0.75)))
+
+
+def test_label_smoothing_matches_torch_and_plain_ce():
+    z, y = randn(6, 5, seed=45), torch.tensor([0, 1, 2, 3, 4, 0])
+    close(label_smoothing_loss(z, y, smoothing=0.15), F.cross_entropy(z, y, label_smoothing=0.15).item())
+    close(label_smoothing_loss(z, y, smoothing=0.0), sum(py_ce(r, c) for r, c in zip(z.tolist(), y.tolist())) / 6)
+
+
+# ---------------------------------------------------------------------------
+# Bad inputs: every error names the argument at fault
+# ---------------------------------------------------------------------------
+
+S, TT = torch.randn(4, 5), torch.randn(4, 5)
+Y = torch.tensor([0, 1, 2, 3])
+FEAT_S, FEAT_T = torch.randn(4, 3, 5, 5), torch.randn(4, 6, 5, 5)
+EMB_S, EMB_T = torch.randn(4, 8), torch.randn(4, 16)
+NAN = torch.tensor([[float("nan"), 0.0, 0.0, 0.0, 0.0]] * 4)
+INF = torch.tensor([[float("inf"), 0.0, 0.0, 0.0, 0.0]] * 4)
+
+BAD_INPUTS = {
+    # kd_loss
+    "T zero": (lambda: kd_loss(S, TT, Y, T=0), ValueError, r"\bT must be"),
+    "T negative": (lambda: kd_loss(S, TT, T=-1.0), ValueError, r"\bT must be"),
+    "T nan": (lambda: kd_loss(S, TT, T=float("nan")), ValueError, r"\bT must be"),
+    "T inf": (lambda: kd_loss(S, TT, T=float("inf")), ValueError, r"\bT must be"),
+    "T string": (lambda: kd_loss(S, TT, T="4"), TypeError, r"\bT must be a real number"),
+    "T None": (lambda: kd_loss(S, TT, T=None), TypeError, r"\bT must be a real number"),
+    "T bool": (lambda: kd_loss(S, TT, T=True), TypeError, r"\bT must be a real number"),
+    "alpha high": (lambda: kd_loss(S, TT, Y, alpha=1.5), ValueError, "alpha must be in"),
+    "alpha low": (lambda: kd_loss(S, TT, Y, alpha=-0.1), ValueError, "alpha must be in"),
+    "alpha string": (lambda: kd_loss(S, TT, Y, alpha="0.5"), TypeError, "alpha must be a real"),
+    "batch mismatch": (lambda: kd_loss(S, TT[:3]), ValueError, "student_logits and teacher_logits must have the same batch"),
+    "class mismatch": (lambda: kd_loss(S, torch.randn(4, 6)), ValueError, "teacher_logits must have the same number of classes"),
+    "student nan": (lambda: kd_loss(NAN, TT), ValueError, "student_logits contains NaN"),
+    "teacher inf": (lambda: kd_loss(S, INF), ValueError, "teacher_logits contains NaN or infinite"),
+    "student 1-D": (lambda: kd_loss(S[0], TT[0]), ValueError, "student_logits must be 2-D"),
+    "teacher 3-D": (lambda: kd_loss(S, TT[None]), ValueError, "teacher_logits must be 2-D"),
+    "student empty": (lambda: kd_loss(S[:0], TT[:0]), ValueError, "student_logits is empty"),
+    "student list": (lambda: kd_loss(S.tolist(), TT), TypeError, "student_logits must be a torch.Tensor"),
+    "student int": (lambda: kd_loss(S.long(), TT), TypeError, "student_logits must be a floating-point"),
+    "targets length": (lambda: kd_loss(S, TT, Y[:3]), ValueError, "targets must be 1-D"),
+    "targets 2-D": (lambda: kd_loss(S, TT, Y[:, None]), ValueError, "targets must be 1-D"),
+    "targets float": (lambda: kd_loss(S, TT, Y.float()), TypeError, "targets must hold integer"),
+    "targets list": (lambda: kd_loss(S, TT, [0, 1, 2, 3]), TypeError, "targets must be a torch.Tensor"),
+    "targets range": (lambda: kd_loss(S, TT, torch.tensor([0, 1, 2, 5])), ValueError, r"targets must be class indices in \[0, 5\)"),
+    # softmax_t
+    "softmax T": (lambda: softmax_t(S, T=0.0), ValueError, r"\bT must be"),
+    "softmax logits list": (lambda: softmax_t([1.0, 2.0]), TypeError, "logits must be a torch.Tensor"),
+    "softmax logits nan": (lambda: softmax_t(NAN), ValueError, "logits contains NaN"),
+    # hint_loss
+    "hint shape": (lambda: hint_loss(FEAT_S, FEAT_T), ValueError, "student_feat and teacher_feat must have the same shape"),
+    "hint teacher nan": (lambda: hint_loss(NAN, INF), ValueError, "student_feat contains NaN"),
+    "hint teacher type": (lambda: hint_loss(S, None), TypeError, "teacher_feat must be a torch.Tensor"),
+    # attention
+    "attention p zero": (lambda: attention_map(FEAT_S, p=0), ValueError, "p must be a finite number > 0"),
+    "attention p negative": (lambda: at_loss(FEAT_S, FEAT_T, p=-2), ValueError, "p must be a finite number > 0"),
+    "attention p string": (lambda: attention_map(FEAT_S, p="2"), TypeError, "p must be a real number"),
+    "attention 3-D": (lambda: attention_map(FEAT_S[0]), ValueError, "feat must be 4-D"),
+    "at student 2-D": (lambda: at_loss(S, FEAT_T), ValueError, "student_feat must be 4-D"),
+    "at spatial": (lambda: at_loss(FEAT_S, FEAT_T[..., :4]), ValueError, "same spatial size"),
+    "at batch": (lambda: at_loss(FEAT_S, FEAT_T[:2]), ValueError, "student_feat and teacher_feat must have the same batch"),
+    "at teacher nan": (lambda: at_loss(FEAT_S, FEAT_T * float("nan")), ValueError, "teacher_feat contains NaN"),
+    # RKD
+    "rkd distance batch": (lambda: rkd_distance_loss(EMB_S[:1], EMB_T[:1]), ValueError, "student_emb needs a batch of at least 2"),
+    "rkd angle batch": (lambda: rkd_angle_loss(EMB_S[:2], EMB_T[:2]), ValueError, "student_emb needs a batch of at least 3"),
+    "rkd batch mismatch": (lambda: rkd_distance_loss(EMB_S, EMB_T[:3]), ValueError, "student_emb and teacher_emb must have the same batch"),
+    "rkd 1-D": (lambda: rkd_angle_loss(EMB_S[0], EMB_T), ValueError, "student_emb must have at least 2"),
+    "rkd teacher type": (lambda: rkd_angle_loss(EMB_S, "x"), TypeError, "teacher_emb must be a torch.Tensor"),
+    "rkd teacher inf": (lambda: rkd_distance_loss(EMB_S, EMB_T / 0), ValueError, "teacher_emb contains NaN or infinite"),
+    # SP
+    "sp batch": (lambda: sp_loss(FEAT_S[:1], FEAT_T[:1]), ValueError, "student_feat needs a batch of at least 2"),
+    "sp batch mismatch": (lambda: sp_loss(FEAT_S, FEAT_T[:3]), ValueError, "student_feat and teacher_feat must have the same batch"),
+    # DML
+    "dml empty peers": (lambda: dml_loss(S, [], Y), ValueError, "peer_logits is empty"),
+    "dml peers type": (lambda: dml_loss(S, 5, Y), TypeError, "peer_logits must be a tensor or a list"),
+    "dml peer classes": (lambda: dml_loss(S, [TT, torch.randn(4, 6)], Y), ValueError, r"peer_logits\[1\] must have the same number of classes"),
+    "dml peer nan": (lambda: dml_loss(S, [NAN], Y), ValueError, r"peer_logits\[0\] contains NaN"),
+    "dml targets": (lambda: dml_loss(S, [TT], Y[:2]), ValueError, "targets must be 1-D"),
+    "dml targets missing": (lambda: dml_loss(S, [TT], None), TypeError, "targets must be a torch.Tensor"),
+    # label smoothing
+    "smoothing high": (lambda: label_smoothing_loss(S, Y, smoothing=1.5), ValueError, "smoothing must be in"),
+    "smoothing type": (lambda: label_smoothing_loss(S, Y, smoothing="a"), TypeError, "smoothing must be a real"),
+    "smoothing logits 1-D": (lambda: label_smoothing_loss(S[0], Y), ValueError, "logits must be 2-D"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_inputs_raise_errors_that_name_the_argument(case):
+    call, error, message = case
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_value_checks_can_be_switched_off_for_a_block():
+    with losses.value_checks(False):
+        assert not losses.value_checks_enabled()
+        assert torch.isnan(kd_loss(NAN, TT))  # no error: NaN propagates
+        with pytest.raises(ValueError, match="student_logits must be 2-D"):  # shape checks stay
+            kd_loss(S[0], TT[0])
+    assert losses.value_checks_enabled()  # restored when the block ends
+    with pytest.raises(ValueError, match="NaN"):
+        kd_loss(NAN, TT)
+
+
+def test_value_checks_are_restored_after_an_error_and_nest():
+    with pytest.raises(RuntimeError):
+        with losses.value_checks(False):
+            raise RuntimeError("boom")
+    assert losses.value_checks_enabled()
+    with losses.value_checks(False):
+        with losses.value_checks(True):
+            with pytest.raises(ValueError, match="NaN"):
+                kd_loss(NAN, TT)
+        assert torch.isnan(kd_loss(NAN, TT))
+    with pytest.raises(TypeError, match="enabled"):
+        with losses.value_checks(0):
+            pass
+
+
+def test_value_checks_belong_to_one_thread():
+    import threading
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def other_thread():
+        with losses.value_checks(False):
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert inside.wait(5)
+    seen["main"] = losses.value_checks_enabled()
+    with pytest.raises(ValueError, match="NaN"):  # this thread's loss is still checked
+        kd_loss(NAN, TT)
+    release.set()
+    worker.join(5)
+    assert seen["main"] is True
