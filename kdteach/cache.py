@@ -88,5 +88,22 @@ def trained(name: str, recipe: dict, build: Callable[[], nn.Module],
         if verbose:
             print(f"Training {name} (cached afterwards as {path.name}) …")
         train(model)
-        save(model, path, recipe)
+        try:
+            save(model, path, recipe)
+        except OSError as err:  # a full disk, a read-only folder, a file where a folder should be
+            _warn_once(path.parent, f"Could not save {name} to the cache in {path.parent} "
+                       f"({err.strerror or err}). The trained model is kept for this session but "
+                       "will be trained again next time; set KDTEACH_CACHE to a writable "
+                       "folder to keep it.")
     return model.to(config.device()).eval()
+
+
+_warned_folders: set[str] = set()
+
+
+def _warn_once(folder: Path, message: str) -> None:
+    """One warning per cache folder and process: a notebook that trains five teachers into
+    an unwritable folder says so once, not five times."""
+    if str(folder) not in _warned_folders:
+        _warned_folders.add(str(folder))
+        warnings.warn(message, stacklevel=3)

@@ -64,15 +64,44 @@ def device() -> torch.device:
 
     ``KDTEACH_DEVICE`` (e.g. ``cpu``) overrides the choice.
     """
-    forced = os.environ.get("KDTEACH_DEVICE", "").strip()
+    forced = os.environ.get("KDTEACH_DEVICE", "").strip().lower()
     if forced:
-        return torch.device(forced)
+        return _forced_device(forced)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _forced_device(name: str) -> torch.device:
+    """``KDTEACH_DEVICE``'s device, or an error that names the variable and the choices."""
+    fix = "set KDTEACH_DEVICE to cpu, cuda, cuda:N or mps, or unset it to choose by hardware"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"KDTEACH_DEVICE={name!r} is not a device; {fix}.") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"KDTEACH_DEVICE={name!r} but torch finds no CUDA GPU here; {fix}.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"KDTEACH_DEVICE={name!r} but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s); {fix}.")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"KDTEACH_DEVICE={name!r} but Apple's MPS is not available; {fix}.")
+    elif dev.type != "cpu":
+        raise ValueError(f"KDTEACH_DEVICE={name!r} is not a device the course runs on; {fix}.")
+    return dev
+
+
+def _env_path(variable: str) -> Path | None:
+    """The folder a path variable names; ``None`` when unset or empty (an empty value would
+    otherwise mean the current folder, and files would land wherever a notebook runs)."""
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -92,13 +121,12 @@ def project_root() -> Path:
 
 def data_dir() -> Path:
     """Where the datasets live: ``KDTEACH_DATA`` or the repository's ``data/``."""
-    return Path(os.environ.get("KDTEACH_DATA", project_root() / "data"))
+    return _env_path("KDTEACH_DATA") or project_root() / "data"
 
 
 def cache_dir() -> Path:
     """Where trained teachers are cached: ``KDTEACH_CACHE`` or ``~/.cache/kdteach``."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdteach"
-    return Path(os.environ.get("KDTEACH_CACHE", default))
+    return _env_path("KDTEACH_CACHE") or (_env_path("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdteach"
 
 
 def results_dir() -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from . import checks, config
-from .files import atomic_write
+from .files import atomic_write, remove_stale_temporaries
 
 #: sha256 of each shipped file (the same as ``data/README.md``).
 SHA256 = {
@@ -33,6 +34,19 @@ SHA256 = {
     "MNIST/raw/t10k-labels-idx1-ubyte.gz": "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
     "MNIST/raw/train-images-idx3-ubyte.gz": "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
     "MNIST/raw/train-labels-idx1-ubyte.gz": "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203",
+}
+
+#: sha256 of each file as decompressed from its archive: what :func:`load` actually reads
+#: is checked against these, so an edited, swapped or half-written file is never used.
+RAW_SHA256 = {
+    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 }
 
 #: Dataset name -> folder name in ``data/``.
@@ -75,6 +89,36 @@ def is_pair(data) -> bool:
     return isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2)
 
 
+def check_pair(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data`` as ``(images, labels)`` tensors fit to train on, or a clear error: tensors
+    (not NumPy arrays), at least one example, as many labels as images, integer class
+    labels >= 0, and images free of NaN and inf. Reads the values once (one sync)."""
+    if not is_pair(data):
+        raise TypeError("data must be a kdteach.data.Split or an (images, labels) pair, got "
+                        f"{type(data).__name__}.")
+    images, labels = data
+    for name, value, fix in (("images", images, "torch.from_numpy(images).float()"),
+                             ("labels", labels, "torch.from_numpy(labels).long()")):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; "
+                            f"convert it with {fix}.")
+    if len(images) == 0:
+        raise ValueError("data is empty (0 examples); pass at least one (image, label) pair.")
+    if len(images) != len(labels):
+        raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length.")
+    if labels.dim() != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be a 1-D tensor of integer class indices, got shape "
+                        f"{tuple(labels.shape)} and dtype {labels.dtype}; use labels.long().")
+    if int(labels.min()) < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}; "
+                         "check the label encoding.")
+    if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+        bad = int((~torch.isfinite(images)).sum())
+        raise ValueError(f"images contain {bad} NaN or infinite values; clean or re-load "
+                         "the data before training.")
+    return images, labels
+
+
 def _dataset_name(name: str) -> str:
     key = str(name).lower().replace("-", "").replace("_", "")
     key = {"mnist": "mnist", "fashion": "fashion", "fashionmnist": "fashion"}.get(key)
@@ -88,7 +132,7 @@ def _restore_hint(rel: str) -> str:
             "repository), or copy it from a fresh clone of the course.")
 
 
-_verified: dict[tuple[str, int, int], bool] = {}
+_hashed: dict[tuple[str, int, int], str] = {}
 
 
 def verify(name: str, root: str | os.PathLike | None = None) -> list[Path]:
@@ -106,17 +150,22 @@ def verify(name: str, root: str | os.PathLike | None = None) -> list[Path]:
         path = root / rel
         if not path.is_file():
             raise DataFileError(f"Data file {path} is missing. {_restore_hint(rel)}")
-        st = path.stat()
-        memo = (str(path), st.st_size, st.st_mtime_ns)
-        if memo not in _verified:
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != digest:
-                raise DataFileError(
-                    f"Data file {path} is corrupt (sha256 {actual[:12]}…, expected "
-                    f"{digest[:12]}…). {_restore_hint(rel)}")
-            _verified[memo] = True
+        actual = _sha256(path)
+        if actual != digest:
+            raise DataFileError(
+                f"Data file {path} is corrupt (sha256 {actual[:12]}…, expected "
+                f"{digest[:12]}…). {_restore_hint(rel)}")
         paths.append(path)
     return paths
+
+
+def _sha256(path: Path) -> str:
+    """The file's sha256, hashed once per process unless the file changed (size, mtime)."""
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _hashed:
+        _hashed[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _hashed[memo]
 
 
 def _idx_dims(raw: bytes) -> list[int]:
@@ -126,22 +175,27 @@ def _idx_dims(raw: bytes) -> list[int]:
     return [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
 
 
-def _idx_expected_size(raw: bytes) -> int:
-    dims = _idx_dims(raw)
-    return 4 + 4 * len(dims) + int(np.prod(dims))
-
-
 def _extract(gz_path: Path) -> Path:
-    """Decompress ``x.gz`` to ``x`` beside it, atomically; reuse a complete earlier copy."""
+    """Decompress ``<Name>/raw/x.gz`` to ``x`` beside it, atomically; reuse an earlier copy
+    only if its sha256 is that of the archive's contents (``RAW_SHA256``)."""
     out = gz_path.with_suffix("")
-    if out.is_file() and out.stat().st_mtime_ns >= gz_path.stat().st_mtime_ns:
-        with open(out, "rb") as f:
-            head = f.read(16)
-        if len(head) >= 8 and head[:2] == b"\0\0" and out.stat().st_size == _idx_expected_size(head):
-            return out
-    with atomic_write(out, "wb", fsync=True) as f, gzip.open(gz_path, "rb") as src:
-        while chunk := src.read(1 << 20):
-            f.write(chunk)
+    rel = f"{gz_path.parent.parent.name}/raw/{out.name}"
+    remove_stale_temporaries(out)  # left by an extraction that was killed midway
+    expected = RAW_SHA256[rel]
+    if out.is_file() and _sha256(out) == expected:
+        return out
+    try:
+        with atomic_write(out, "wb", fsync=True) as f, gzip.open(gz_path, "rb") as src:
+            while chunk := src.read(1 << 20):
+                f.write(chunk)
+    except PermissionError as err:
+        raise DataFileError(
+            f"Cannot write the decompressed data file {out} ({err.strerror}). Run "
+            "`python -m kdteach.data` once as a user who can write there, or copy data/ "
+            "somewhere writable and point KDTEACH_DATA at the copy.") from err
+    if _sha256(out) != expected:
+        raise DataFileError(f"Decompressing {gz_path} gave unexpected contents. "
+                            f"{_restore_hint(rel + '.gz')}")
     return out
 
 
@@ -260,12 +314,15 @@ class DeviceLoader:
 
     def __init__(self, data: Split | tuple, batch_size: int = 128, *, shuffle: bool = True,
                  seed: int = 0, jitter: int = 0, device=None, drop_last: bool = False):
-        images, labels = data
+        images, labels = check_pair(data)
         batch_size = checks.positive_int(batch_size, "batch_size")
-        if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
+        if isinstance(jitter, bool) or not isinstance(jitter, numbers.Integral) or jitter < 0:
             raise ValueError(f"jitter must be a non-negative int of pixels, got {jitter!r}.")
-        if len(images) != len(labels):
-            raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length.")
+        jitter = int(jitter)
+        if drop_last and batch_size > len(labels):
+            raise ValueError(f"batch_size={batch_size} is larger than the {len(labels)} examples, "
+                             "so drop_last=True would drop them all; use a smaller batch_size "
+                             "or drop_last=False.")
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)

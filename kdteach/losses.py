@@ -10,6 +10,9 @@ Conventions shared by every function here:
 * the arithmetic runs in float32 (half and bfloat16 inputs are upcast, float64
   stays float64), so the losses are safe to call inside ``torch.autocast``;
 * each loss returns a 0-d tensor;
+* each docstring ends with the range of inputs the function supports: there,
+  its value and its gradient are finite (the tests check it); a temperature or
+  a power outside its range, or an empty feature tensor, raises ``ValueError``;
 * bad inputs raise ``TypeError`` (wrong kind of object) or ``ValueError`` (wrong
   value or shape) with a message that names the argument and says what to do.
   The checks live at the bottom of the file; skip them on a first reading.
@@ -102,6 +105,10 @@ def softmax_t(logits, T=1.0):
     knowledge"); as ``T -> 0`` it tends to the one-hot argmax and as
     ``T -> inf`` to the uniform distribution. ``torch.softmax`` subtracts the
     row maximum before exponentiating, so logits such as 1000 do not overflow.
+
+    Range: ``1e-3 <= T <= 1e4``, as for ``kd_loss`` (a ``ValueError`` outside,
+    where the result is practically the argmax or the uniform distribution
+    anyway), and logits up to 1e30 in size.
     """
     _check_temperature(T)
     z = _float_tensor("logits", logits, min_dim=1)
@@ -143,6 +150,12 @@ def kd_loss(student_logits, teacher_logits, targets=None, *, T=4.0, alpha=0.5):
     small weight on it. With ``targets=None`` the function returns the soft
     term ``T^2 * KL`` alone and ``alpha`` plays no part (it is still checked).
     The teacher's logits are detached: no gradient reaches the teacher.
+
+    Range: ``1e-3 <= T <= 1e4`` (a ``ValueError`` outside) and logits up to
+    1e30 in size. Near the top of that range, float32 keeps the gradient but
+    not the value: ``T^2 * KL`` is a difference of logarithms ~``1/T^2`` apart,
+    so above ``T`` of about 1000 its float32 value loses digits (pass float64
+    logits to print it); the gradient stays accurate to ~0.1% even at ``T = 1e4``.
     """
     _check_temperature(T)
     checks.fraction(alpha, "alpha")
@@ -178,9 +191,15 @@ def hint_loss(student_feat, teacher_feat):
     (what ``F.mse_loss`` does), not the paper's ``1/2 *`` squared norm. The two
     differ only by a constant factor, which the loss weight absorbs; the mean
     keeps the value independent of batch size and feature size.
+
+    Range: features with at least one value per sample (a ``ValueError`` for
+    an empty one, such as shape (B, 0)), up to 1e15 in size in float32. The
+    loss is a mean of squares: far beyond that (1e30 squared is 1e60) the
+    true value does not fit in float32 and comes out as ``inf``; the
+    gradient ``2 (s - t) / N`` stays finite. Use float64 for such features.
     """
-    s = _float_tensor("student_feat", student_feat, min_dim=2, layout="(B, ...)")
-    t = _float_tensor("teacher_feat", teacher_feat, min_dim=2, layout="(B, ...)").detach()
+    s = _features("student_feat", student_feat, min_dim=2, layout="(B, ...)")
+    t = _features("teacher_feat", teacher_feat, min_dim=2, layout="(B, ...)").detach()
     if s.shape != t.shape:
         raise ValueError(
             f"student_feat and teacher_feat must have the same shape, got {tuple(s.shape)} "
@@ -203,10 +222,23 @@ def attention_map(feat, p=2):
     the normalisation, so the result is the same. Returns shape (B, H*W), one
     unit-L2-norm row per sample. Gradients flow through it (``at_loss`` is the
     one that detaches the teacher).
+
+    For the same reason we may first divide each sample by its largest
+    ``|A|``: then ``|A|^p`` lies in [0, 1] and is exactly 1 at the maximum,
+    so neither ``p = 200`` nor features of 1e30 can overflow, and the map
+    cannot underflow to all zeros. The divisor is a constant to autograd
+    (the map does not depend on it).
+
+    Range: ``1 <= p <= 1000`` (a ``ValueError`` outside; below 1 the slope of
+    ``|A|^p`` at a zero activation is infinite); features of any size from
+    1e-30 to 1e30, with at least one channel and one position (an all-zero
+    sample gives an all-zero map).
     """
-    checks.positive_number(p, "p")
-    a = _float_tensor("feat", feat, ndim=4, layout="(B, C, H, W)")
-    q = a.abs().pow(p).mean(dim=1).flatten(1)  # (B, H*W)
+    _check_attention_power(p)
+    a = _features("feat", feat, ndim=4, layout="(B, C, H, W)").abs()
+    largest = a.detach().amax(dim=(1, 2, 3), keepdim=True)  # per sample: (B, 1, 1, 1)
+    a = a / torch.where(largest > 0, largest, 1.0)  # now in [0, 1]; an all-zero sample stays 0
+    q = a.pow(p).mean(dim=1).flatten(1)  # (B, H*W)
     return F.normalize(q, p=2, dim=1)
 
 
@@ -230,11 +262,12 @@ def at_loss(student_feat, teacher_feat, p=2):
     like this one times a constant.
 
     The channel counts may differ (the maps have no channel axis); batch size
-    and spatial size must match. The teacher is detached.
+    and spatial size must match. The teacher is detached. Range: as for
+    ``attention_map``.
     """
-    checks.positive_number(p, "p")
-    s = _float_tensor("student_feat", student_feat, ndim=4, layout="(B, C, H, W)")
-    t = _float_tensor("teacher_feat", teacher_feat, ndim=4, layout="(B, C, H, W)").detach()
+    _check_attention_power(p)
+    s = _features("student_feat", student_feat, ndim=4, layout="(B, C, H, W)")
+    t = _features("teacher_feat", teacher_feat, ndim=4, layout="(B, C, H, W)").detach()
     _check_same_batch("student_feat", s, "teacher_feat", t)
     if s.shape[2:] != t.shape[2:]:
         raise ValueError(
@@ -249,6 +282,31 @@ def at_loss(student_feat, teacher_feat, p=2):
 # 3. Relations between samples: RKD and similarity-preserving KD
 # ---------------------------------------------------------------------------
 
+def _rescaled(x):
+    """x times the power of two that brings its largest |value| into [0.5, 1).
+
+    RKD and SP do not depend on the overall scale of their input, so rescaling it first
+    changes only the arithmetic: squares of 1e30 no longer overflow, nor do those of 1e-30
+    underflow to 0. Multiplying by a power of two is exact in floating point, so ordinary
+    inputs give the very same bits as without it. The factor is a constant to autograd
+    (the loss does not depend on it).
+    """
+    _, exponent = torch.frexp(x.detach().abs().amax())  # max |x| = mantissa * 2**exponent
+    return torch.ldexp(x, -exponent)  # x * 2**-exponent
+
+
+def _unit(x):
+    """x / ||x||_2 along the last dimension, like F.normalize, except at a zero vector.
+
+    A zero vector (two equal samples, or an all-zero one) has no direction. F.normalize
+    divides it by eps = 1e-12 instead, which keeps it 0 but gives it a slope of 1e12: a
+    needless gradient explosion, and an overflow for inputs near 1e-30. Here a vector no
+    longer than eps is left as it is (~0), with slope 1.
+    """
+    norm = x.norm(dim=-1, keepdim=True)
+    return x / torch.where(norm > 1e-12, norm, 1.0)
+
+
 def _pairwise_distances(e):
     """Matrix of Euclidean distances ||e_i - e_j||_2 between the rows of e (B, D)."""
     diff = e[:, None, :] - e[None, :, :]  # (B, B, D)
@@ -260,7 +318,7 @@ def _pairwise_distances(e):
 
 def _normalised_distances(e):
     """Distances divided by their mean over distinct pairs i != j (RKD's psi_D)."""
-    d = _pairwise_distances(e)
+    d = _pairwise_distances(_rescaled(e))  # psi_D ignores scale: see _rescaled
     # The diagonal is exactly 0, so the mean over i != j is the full sum over B(B - 1) pairs;
     # unlike d[mask].mean(), this needs no host-device sync on a GPU.
     mu = d.sum() / (len(e) * (len(e) - 1))
@@ -287,6 +345,10 @@ def rkd_distance_loss(student_emb, teacher_emb):
     normalised distance matrices, including the diagonal (0 on both sides), as
     the authors' code does. Embeddings are flattened to (B, D); the widths D
     may differ between student and teacher. Needs a batch of at least 2.
+
+    Range: embeddings of any size from 1e-30 to 1e30 (they are rescaled to
+    a largest ``|value|`` near 1 before the distances are squared), with at
+    least one value per sample.
     """
     s = _embeddings("student_emb", student_emb, min_batch=2, loss="rkd_distance_loss")
     t = _embeddings("teacher_emb", teacher_emb, min_batch=2, loss="rkd_distance_loss")
@@ -301,10 +363,11 @@ def rkd_distance_loss(student_emb, teacher_emb):
 def _angle_cosines(e):
     """cos of the angle at e_j between e_i - e_j and e_k - e_j, as a (B, B, B) tensor [j, i, k].
 
-    When i == j or k == j one of the vectors is zero; F.normalize then leaves it
+    When i == j or k == j one of the vectors is zero; _unit then leaves it
     zero, so those degenerate entries are 0.
     """
-    u = F.normalize(e[None, :, :] - e[:, None, :], p=2, dim=-1)  # u[j, i] = unit(e_i - e_j)
+    e = _rescaled(e)  # angles ignore scale: see _rescaled
+    u = _unit(e[None, :, :] - e[:, None, :])  # u[j, i] = unit(e_i - e_j)
     return torch.einsum("jid,jkd->jik", u, u)
 
 
@@ -324,6 +387,8 @@ def rkd_angle_loss(student_emb, teacher_emb):
     the degenerate ones (i == j or k == j) have cosine 0 on both sides and only
     add to the count. Embeddings are flattened to (B, D); widths may differ.
     Needs a batch of at least 3. Memory grows like B^2 * D + B^3.
+
+    Range: as for ``rkd_distance_loss``.
     """
     s = _embeddings("student_emb", student_emb, min_batch=3, loss="rkd_angle_loss")
     t = _embeddings("teacher_emb", teacher_emb, min_batch=3, loss="rkd_angle_loss")
@@ -337,8 +402,9 @@ def rkd_angle_loss(student_emb, teacher_emb):
 
 def _similarity_matrix(f):
     """SP's G: the (B, B) matrix of dot products f_i . f_j, each row scaled to unit L2 norm."""
+    f = _rescaled(f)  # G ignores the scale of f: see _rescaled
     g = f @ f.T
-    return F.normalize(g, p=2, dim=1)
+    return _unit(g)  # each row scaled to unit L2 norm
 
 
 def sp_loss(student_feat, teacher_feat):
@@ -360,6 +426,8 @@ def sp_loss(student_feat, teacher_feat):
     ``torch.nn.functional.normalize`` is ``p``, not ``dim``, so that is an L1
     row normalisation (along the default dim=1), not the paper's L2. We follow
     the paper.
+
+    Range: as for ``rkd_distance_loss``.
     """
     s = _embeddings("student_feat", student_feat, min_batch=2, loss="sp_loss")
     t = _embeddings("teacher_feat", teacher_feat, min_batch=2, loss="sp_loss")
@@ -391,6 +459,8 @@ def dml_loss(logits, peer_logits, targets):
     peer. KL is summed over classes and averaged over the batch. The peers are
     detached: each network is updated with its own loss, the peers' predictions
     acting as fixed targets for that step.
+
+    Range: logits up to 1e30 in size.
     """
     z = _logits("logits", logits)
     if isinstance(peer_logits, torch.Tensor):
@@ -426,6 +496,8 @@ def label_smoothing_loss(logits, targets, smoothing=0.1):
     compare with KD: both train on a softened target, but label smoothing
     spreads the mass uniformly instead of the way a teacher ranks the classes.
     Same value as ``F.cross_entropy(logits, targets, label_smoothing=eps)``.
+
+    Range: logits up to 1e30 in size.
     """
     checks.fraction(smoothing, "smoothing")
     z = _logits("logits", logits)
@@ -440,8 +512,23 @@ def label_smoothing_loss(logits, targets, smoothing=0.1):
 # 5. Input checks (plumbing: skip on a first reading)
 # ---------------------------------------------------------------------------
 
+T_MIN, T_MAX = 1e-3, 1e4  # the temperatures softmax_t and kd_loss accept
+P_MIN, P_MAX = 1, 1000  # the powers attention_map and at_loss accept
+
+
 def _check_temperature(T):
-    checks.positive_number(T, "T", example="T=4.0")
+    T = checks.positive_number(T, "T", example="T=4.0")
+    if not T_MIN <= T <= T_MAX:
+        raise ValueError(f"T must be between {T_MIN:g} and {T_MAX:g}, got {T:g}; outside that range "
+                         "softmax(z / T) is practically the one-hot argmax (small T) or uniform (large T), "
+                         "and T^2 * KL cannot be computed in float32; distillation uses T from about 1 to 20")
+
+
+def _check_attention_power(p):
+    p = checks.positive_number(p, "p")
+    if not P_MIN <= p <= P_MAX:
+        raise ValueError(f"p must be between {P_MIN} and {P_MAX}, got {p:g}; below 1 the gradient of "
+                         "|A|^p at a zero activation is infinite; the paper uses p = 1, 2 or 4")
 
 
 def _float_tensor(name, x, *, ndim=None, min_dim=1, layout=None):
@@ -468,6 +555,15 @@ def _float_tensor(name, x, *, ndim=None, min_dim=1, layout=None):
     return x if x.dtype == torch.float64 else x.float()
 
 
+def _features(name, x, **shape):
+    """Features: a finite float tensor (see _float_tensor) with at least one value per sample."""
+    f = _float_tensor(name, x, **shape)
+    if f.numel() == 0:
+        raise ValueError(f"{name} has no features (shape {tuple(f.shape)}); every sample needs at "
+                         "least one value: check the layer (and the slicing) that produced it")
+    return f
+
+
 def _logits(name, x):
     """Logits must be a finite (B, K) float tensor."""
     return _float_tensor(name, x, ndim=2, layout="(batch, classes)")
@@ -475,7 +571,7 @@ def _logits(name, x):
 
 def _embeddings(name, x, *, min_batch, loss):
     """Relation losses compare samples within a batch: flatten to (B, D) and require B >= min_batch."""
-    e = _float_tensor(name, x, min_dim=2, layout="(B, ...)")
+    e = _features(name, x, min_dim=2, layout="(B, ...)")
     if e.shape[0] < min_batch:
         raise ValueError(f"{name} needs a batch of at least {min_batch} samples for {loss}, "
                          f"got {e.shape[0]}; use a larger batch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -53,12 +54,37 @@ def write(name: str, results: dict, *, seconds: float | None = None, directory=N
 
 def write_json(target, payload, *, sort_keys: bool = False) -> Path:
     """Write ``payload`` as JSON to ``target`` atomically: a temp file in the same folder,
-    then a rename, so a crash never leaves a half-written file behind."""
+    then a rename, so a crash never leaves a half-written file behind.
+
+    Only standard JSON is written: a NaN or infinite number (which other tools cannot read)
+    is refused with the key that holds it.
+    """
     target = Path(target)
+    bad = _non_finite(payload)
+    if bad:
+        raise ValueError(f"{bad} is not a finite number; results files hold standard JSON. "
+                         "Record a value that could not be measured as None.")
+    text = json.dumps(payload, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
     with atomic_write(target, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=sort_keys)
-        f.write("\n")
+        f.write(text)
     return target
+
+
+def _non_finite(value, where: str = "payload") -> str | None:
+    """Where in ``value`` a NaN or infinite float sits (e.g. ``payload['runs'][2]``), if anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} = {value}"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key!r}]")
+        if found:
+            return found
+    return None
 
 
 def read(name: str, directory=None) -> dict | None:
@@ -67,7 +93,16 @@ def read(name: str, directory=None) -> dict | None:
     if not target.is_file():
         return None
     try:
-        return json.loads(target.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(target.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{target} is not valid JSON ({err}); restore it with "
-                         f"`git checkout -- {target.name}` or re-run the experiment.") from err
+                         f"`git checkout -- {_from_root(target)}` or re-run the "
+                         "experiment that writes it.") from err
+
+
+def _from_root(target: Path) -> str:
+    """``target`` as a path from the repository root (what ``git checkout --`` needs there)."""
+    try:
+        return str(target.resolve().relative_to(config.project_root()))
+    except ValueError:
+        return str(target)

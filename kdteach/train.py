@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks, config, losses
-from .data import DeviceLoader, is_pair
+from .data import DeviceLoader, check_pair, is_pair
 from .features import check_names, record, shapes
 from .losses import kd_loss
 from .models import device_of
@@ -214,11 +214,19 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
         for m in modules:
             m.train()
         totals: dict[str, torch.Tensor] = {}
-        seen = 0
+        seen = steps = 0
         for x, y, idx in loader.batches():
             for key, value in step(x, y, idx).items():
                 totals[key] = totals[key] + value if key in totals else value
             seen += len(y)
+            steps += 1
+            every = finite_check_every(x.device)
+            if steps % every == 0:
+                _stop_if_not_finite(totals, epoch, steps, every)
+        if seen == 0:
+            raise ValueError("the loader gave no batches; pass at least one example "
+                             "(and with drop_last, at least one full batch).")
+        _stop_if_not_finite(totals, epoch, steps, finite_check_every(x.device), last=True)
         for scheduler in schedulers:
             if scheduler is not None:
                 scheduler.step()
@@ -234,6 +242,32 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
         if isinstance(row.get("train_loss"), float) and isinstance(row.get("train_acc"), float):
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}")
     return history
+
+
+def finite_check_every(device: torch.device) -> int:
+    """How many steps :func:`run_epochs` lets pass between its checks that what a step
+    records (the loss) is finite: every step on the CPU, where a check costs nothing;
+    every 50 on a GPU, where each check makes the CPU wait for the GPU (and at each
+    epoch's end)."""
+    return 50 if device.type == "cuda" else 1
+
+
+def _stop_if_not_finite(totals: dict, epoch: int, steps: int, every: int, last: bool = False):
+    bad = [k for k, t in totals.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if not bad:
+        return
+    if every == 1:
+        where = f"step {steps}"
+    else:
+        first = steps - (steps - 1) % every if last else steps - every + 1
+        where = (f"a step between {first} and {steps} (on this device the loop checks every "
+                 f"{every} steps, so as not to wait for it at each one)")
+    raise FloatingPointError(
+        f"Training stopped: the recorded {', '.join(bad)} became NaN or infinite at epoch "
+        f"{epoch}, {where}. Likely causes: a learning rate too large (try one 10x smaller), "
+        "an extreme temperature T, inputs holding NaN or inf, or a loss function that "
+        "returns NaN/inf (call it on one batch to see). The model's weights may now hold "
+        "NaN: build it again before retrying.")
 
 
 def _loss_and_accuracy(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> dict:
@@ -260,7 +294,15 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, features: Sequenc
     ``features``, returns ``(logits, {name: tensor})`` recorded over the whole set.
     """
     checks.model(model, "model")
-    images = data if isinstance(data, torch.Tensor) else data[0]
+    batch_size = checks.positive_int(batch_size, "batch_size")
+    if isinstance(data, torch.Tensor):
+        images = data
+    elif is_pair(data) and isinstance(data[0], torch.Tensor):
+        images = data[0]
+    else:
+        raise TypeError("data must be a Split, an (images, labels) pair of tensors or an "
+                        f"images tensor, got {type(data).__name__}; convert NumPy arrays with "
+                        "torch.from_numpy(...).")
     device = torch.device(device) if device is not None else device_of(model)
     was_training = model.training
     model.eval()
@@ -282,13 +324,20 @@ def predict(model: nn.Module, data, *, batch_size: int = 1000, features: Sequenc
 
 def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device=None) -> Evaluation:
     """Accuracy, number of errors and mean cross-entropy of ``model`` on ``data``."""
-    if not is_pair(data):
-        raise TypeError(f"data must be a Split or an (images, labels) pair, got {type(data).__name__}.")
+    _, labels = check_pair(data)
     logits = predict(model, data, batch_size=batch_size, device=device)
-    labels = data[1].to(logits.device)
+    labels = labels.to(logits.device)
+    _check_label_range(labels, logits.shape[1], "data")
     correct = int((logits.argmax(1) == labels).sum())
     return Evaluation(accuracy=correct / len(labels), errors=len(labels) - correct,
                       n=len(labels), loss=float(F.cross_entropy(logits, labels)))
+
+
+def _check_label_range(labels: torch.Tensor, classes: int, name: str) -> None:
+    if int(labels.max()) >= classes:
+        raise ValueError(f"{name} has labels up to {int(labels.max())}, but the model predicts "
+                         f"{classes} classes (0 to {classes - 1}); check the label encoding or "
+                         "the model's number of outputs.")
 
 
 def _eval_accuracy(model: nn.Module, eval_data, device) -> Callable[[], dict]:
@@ -341,6 +390,7 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
     loader = loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)
     device = loader.device
     model.to(device)
+    _check_label_range(loader.labels, predict(model, loader.images[:1]).shape[1], "data")
     criterion = loss or F.cross_entropy
     forward = torch.compile(model) if compile else model
     opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay, device)
@@ -358,6 +408,15 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
     return run_epochs(step, loader, epochs=epochs, modules=[model], schedulers=[sched],
                       evaluate=_eval_accuracy(model, eval_data, device), progress=progress,
                       desc=f"fit {type(model).__name__}")
+
+
+def _shares_parameters(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models hold the same parameter objects or the same memory."""
+    def storages(m):
+        return {p.untyped_storage().data_ptr() for p in m.parameters()
+                if p.device.type != "meta" and p.numel() > 0}
+    ids = {id(p) for p in a.parameters()}
+    return bool(ids & {id(p) for p in b.parameters()}) or bool(storages(a) & storages(b))
 
 
 class _TeacherOutputs:
@@ -416,6 +475,10 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
         raise ValueError("teacher and student are the same object; pass a separate model "
                          "(e.g. a copy.deepcopy) to distil a network into itself.")
     checks.model(student, "student")
+    if _shares_parameters(teacher, student):
+        raise ValueError("teacher and student share parameters (e.g. copy.copy(student) or "
+                         "a layer used in both): training the student would change the "
+                         "teacher. Give the student its own weights, e.g. copy.deepcopy(teacher).")
     epochs, lr = check_run(epochs=epochs, lr=lr, seed=seed)
     torch.manual_seed(seed)  # dropout masks; the loader has its own seeded generator
     loader = loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)

@@ -24,6 +24,30 @@ registry with ``npm pack`` once, kept in ``build/vendor/``, and copied into ``_s
 Without npm or the registry the site is still built: pages whose sliders cannot be drawn
 say that they are interactive in JupyterLab, and equations stay as LaTeX source.
 
+**What a build never deletes.** Both commands build into a fresh folder beside ``--out``
+(``.NAME.building-XXXX``, same file system) and only then put it in place: the old output
+is renamed aside (``.NAME.old-XXXX``), the new one renamed in, and the old one removed, so
+an interruption leaves one of them in place. The existing ``--out`` is replaced only if it
+
+* does not exist, or is an empty folder, or
+* was made by this tool: it holds the marker file ``.kdteach-build`` that every build
+  writes (what made it, and the sha256 of each file as built), and no file in it was
+  changed or added since (a student's answers in ``build/student`` are never lost;
+  ``__pycache__`` folders, and checkpoints that are copies of built files, do not count).
+
+Anything else is refused with a :class:`PublishError` (a ``ValueError``; on the command line
+one line and exit status 1) naming the folder, before anything is read or written: pick a
+new or empty folder for ``--out``, or delete it yourself. Outputs of this tool from before
+outputs were marked (an old ``build/site`` or ``build/student``) have no marker, and are
+refused like any other folder: delete them once yourself; every later build replaces its
+own. ``--out`` may not be ``--src``, contain it, or lie inside it (compared after resolving
+symlinks). A notebook that is not JSON, or not a valid notebook, stops the build with an
+error naming the file; whatever fails, the build folder is removed and the existing output
+is left as it was. (A build killed outright can leave a ``.NAME.building-XXXX`` folder
+beside ``--out``; it is never the output, and may be deleted.) The npm packages in
+``build/vendor/`` are likewise only ever added: a folder there that is not a complete
+unpacking is reported, not removed.
+
 Why nbconvert and not Jupyter Book: Jupyter Book 2 cannot build offline (it downloads its
 theme), and Jupyter Book 1 loads MathJax and the widget manager from CDNs as well; nbconvert
 is already installed with JupyterLab, and one small module makes the index and the links.
@@ -32,7 +56,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import hashlib
 import html
+import json
 import os
 import re
 import shutil
@@ -41,11 +68,12 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdteach import config
-from tools.notebooks import NOTEBOOKS, notebook_paths
+from tools.notebooks import NOTEBOOKS, NoSuchNotebook, notebook_paths
 
 SOLUTION_TAG = "solution"
 BUILD = config.project_root() / "build"
@@ -69,10 +97,219 @@ SAVED_WIDGET_NOTE = ("A saved view of an interactive widget: on this page the pl
                      "drawn; in JupyterLab (<code>make lab</code>) moving the slider redraws it.")
 
 
-def _read(path: Path):
-    import nbformat
+MARKER = ".kdteach-build"  # in every output folder this tool writes: see _replaceable
+_MARKER_HEAD = "made by python -m tools.publish"
 
-    return nbformat.read(path, as_version=4)
+
+class PublishError(ValueError):
+    """A build refused or stopped for a reason the user can fix: the message says how."""
+
+
+class MalformedNotebook(PublishError):
+    """A notebook that is not JSON, or not a valid notebook (the message names the file)."""
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _read(path: Path):
+    """The notebook at ``path`` (nbformat 4), or :class:`MalformedNotebook` naming the file."""
+    import nbformat
+    from nbformat import reader
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MalformedNotebook(f"{path} is not a notebook: it is not UTF-8 text") from None
+    except OSError as err:
+        raise MalformedNotebook(f"cannot read the notebook {path}: {err.strerror or err}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MalformedNotebook(f"{path} is not a notebook: it is not JSON ({err.msg} at line "
+                                f"{err.lineno}, column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise MalformedNotebook(f"{path} is not a notebook: its JSON is a {type(data).__name__}, "
+                                "not an object with cells")
+    try:
+        nb = nbformat.convert(reader.reads(text), 4)
+        nbformat.validate(nb)
+    except (nbformat.ValidationError, nbformat.NBFormatError, AttributeError, KeyError,
+            TypeError, ValueError) as err:
+        where = "/".join(str(p) for p in getattr(err, "absolute_path", None) or ())
+        what = getattr(err, "message", None) or str(err)
+        raise MalformedNotebook(f"{path} is not a valid notebook"
+                                f"{f' (at {where})' if where else ''}: "
+                                f"{_one_line(what.splitlines()[0] if what else type(err).__name__)}"
+                                ) from None
+    return nb
+
+
+# -- output folders: built aside, replaced only when this tool made them -------------------
+
+def _check_source_and_output(src: Path, out: Path, kind: str) -> None:
+    """Refuse an ``out`` that is ``src``, contains it, or lies inside it (resolved paths)."""
+    s, o = src.resolve(), out.resolve()
+    if not s.is_dir():
+        raise PublishError(f"--src {src} is not a folder of notebooks; point --src at one "
+                           f"(default {NOTEBOOKS})")
+    if o == s:
+        relation, harm = "is the source folder", "replacing it would delete the notebooks"
+    elif o in s.parents:
+        relation, harm = "contains the source folder", "replacing it would delete the notebooks"
+    elif s in o.parents:
+        relation, harm = "is inside the source folder", "the build would land among the notebooks"
+    else:
+        return
+    same = "" if (str(o), str(s)) == (str(out), str(src)) else f" (resolved: {o} and {s})"
+    example = s.parent / f"{s.name}-{kind}"
+    raise PublishError(f"--out {out} {relation} --src {src}{same}: {harm}. Pick an --out "
+                       f"outside {src} that does not contain it, e.g. {example}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    """Every non-folder entry under ``folder`` (symlinks not followed), POSIX relative paths."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            found.append((rel / name).as_posix())
+    return sorted(found)
+
+
+def _write_marker(folder: Path, command: str) -> None:
+    lines = [f"{_MARKER_HEAD} {command} (kdteach) on {time.strftime('%Y-%m-%d %H:%M:%S')}. "
+             "The next build replaces this folder, unless a file below was changed or one was "
+             "added. Files as built (sha256, path):"]
+    lines += [f"{_sha256(folder / rel)}  {rel}" for rel in _files(folder) if rel != MARKER]
+    (folder / MARKER).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _built_files(folder: Path) -> dict[str, str] | None:
+    """``{path: sha256}`` from ``folder``'s marker, or None if it has no (readable) marker."""
+    marker = folder / MARKER
+    if not marker.is_file() or marker.is_symlink():
+        return None
+    try:
+        head, *rows = marker.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not head.startswith(_MARKER_HEAD):
+        return None
+    built = {}
+    for row in rows:
+        digest, sep, rel = row.partition("  ")
+        if not sep or len(digest) != 64:
+            return None
+        built[rel] = digest
+    return built
+
+
+def _touched(folder: Path, built: dict[str, str]) -> list[str]:
+    """Files in ``folder`` changed or added since the build that ``built`` describes."""
+    hashes = set(built.values())
+    touched = []
+    for rel in _files(folder):
+        path = folder / rel
+        if rel == MARKER or "__pycache__" in rel.split("/"):
+            continue
+        digest = None if path.is_symlink() else _sha256(path)
+        if rel in built:
+            if digest != built[rel]:
+                touched.append(f"{rel} (changed)")
+        elif not (".ipynb_checkpoints" in rel.split("/") and digest in hashes):
+            touched.append(f"{rel} (added)")
+    return touched
+
+
+def _replaceable(out: Path) -> None:
+    """Raise :class:`PublishError` unless ``out`` is absent, empty, or an output of this
+    tool (marked) with no file changed or added since it was built."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PublishError(f"--out {out} is a file, not a folder: pick a new or empty folder "
+                           "for --out")
+    try:
+        if not any(out.iterdir()):
+            return
+    except OSError as err:
+        raise PublishError(f"cannot look into --out {out} ({err.strerror or err}): pick a new or "
+                           "empty folder for --out") from None
+    built = _built_files(out)
+    if built is None:
+        raise PublishError(
+            f"refusing to replace {out}: it is not empty and has no {MARKER} marker, so "
+            f"python -m tools.publish did not make it. Pick a new or empty folder for --out, or "
+            f"delete {out} yourself if nothing in it is needed (if it is an earlier output of "
+            "this tool, it was made before outputs were marked: delete it once yourself).")
+    touched = _touched(out, built)
+    if touched:
+        more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
+        shown = ", ".join(touched[:5]) + more
+        raise PublishError(
+            f"refusing to replace {out}: files in it were changed or added since it was built "
+            f"({shown}). Move them out of {out}, or delete it yourself, or pick a new or empty "
+            "folder for --out.")
+
+
+def _new_name(parent: Path, prefix: str) -> Path:
+    while True:
+        path = parent / f"{prefix}{uuid.uuid4().hex[:8]}"
+        if not os.path.lexists(path):
+            return path
+
+
+@contextlib.contextmanager
+def _building(src: Path, out: Path, command: str, kind: str):
+    """Check ``src`` and ``out``, then yield a fresh folder beside ``out`` to build in; on
+    success mark it and put it in place of ``out``; on any failure remove it (``out`` is
+    left as it was)."""
+    _check_source_and_output(src, out, kind)
+    _replaceable(out)
+    target = out.resolve()  # a symlinked --out: replace the folder it points to
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        work = _new_name(target.parent, f".{target.name}.building-")
+        try:
+            work.mkdir()  # honours the umask, unlike mkdtemp's 0700
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield work
+        _write_marker(work, command)
+        _replaceable(out)  # again: a long build gives time to save a notebook in it
+        old = None
+        if target.exists():
+            old = _new_name(target.parent, f".{target.name}.old-")
+            target.rename(old)
+        try:
+            work.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+            raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if old is not None:
+        try:
+            shutil.rmtree(old)
+        except OSError as err:
+            print(f"publish: could not remove the previous output, now at {old} ({err}); "
+                  "delete it yourself", file=sys.stderr)
 
 
 # -- the student edition -----------------------------------------------------------------
@@ -95,20 +332,21 @@ def student_notebook(nb):
 
 
 def student_edition(src: Path = NOTEBOOKS, out: Path = BUILD / "student", names=None) -> list[Path]:
-    """Write the student edition of the notebooks in ``src`` to ``out`` (replaced)."""
+    """Write the student edition of the notebooks in ``src`` to ``out`` and return the
+    notebooks' paths there. ``out`` is replaced only if it is absent, empty, or an unchanged
+    earlier output of this tool; otherwise :class:`PublishError` (see the module's docstring)."""
     import nbformat
 
     src, out = Path(src), Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(src, out, ignore=shutil.ignore_patterns(
-        "*.ipynb", ".ipynb_checkpoints", "__pycache__", "_build"))
-    written = []
-    for path in notebook_paths(src, names):
-        target = out / path.name
-        nbformat.write(student_notebook(_read(path)), target)
-        written.append(target)
-    return written
+    _check_source_and_output(src, out, "student")
+    paths = notebook_paths(src, names)
+    with _building(src, out, "student", "student") as work:
+        notebooks = [(path, _read(path)) for path in paths]  # all readable, before writing
+        shutil.copytree(src, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            "*.ipynb", ".ipynb_checkpoints", "__pycache__", "_build", MARKER))
+        for path, nb in notebooks:
+            nbformat.write(student_notebook(nb), work / path.name)
+    return [out / path.name for path in paths]
 
 
 def _cell_names(source: str) -> tuple[set[str], set[str]]:
@@ -177,6 +415,10 @@ def vendor_scripts(vendor: Path = BUILD / "vendor", *, fetch: bool = True) -> di
 
 
 def _npm_unpack(package: str, version: str, dest: Path) -> None:
+    if os.path.lexists(dest):  # not a complete unpacking (vendor_scripts looked): not ours
+        print(f"publish: {dest} exists but is not a complete unpacking of {package}@{version}; "
+              f"going without it (delete {dest} yourself to fetch it again)", file=sys.stderr)
+        return
     npm = shutil.which("npm")
     if npm is None:
         print(f"publish: npm not found; the site goes without {package}", file=sys.stderr)
@@ -212,8 +454,10 @@ def _npm_unpack(package: str, version: str, dest: Path) -> None:
                 members.append(m)
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(staging, members=members, **safe)
-        if dest.exists():  # an incomplete earlier unpacking
-            shutil.rmtree(dest)
+        if os.path.lexists(dest):  # appeared meanwhile: never removed (see below)
+            print(f"publish: {dest} appeared while unpacking {package}; going without it",
+                  file=sys.stderr)
+            return
         staging.rename(dest)
 
 
@@ -364,26 +608,34 @@ def _nav(i: int, pages: list[tuple[str, str]]) -> str:
 def build_site(src: Path = NOTEBOOKS, out: Path = BUILD / "site", names=None, *,
                run: bool = True, timeout: int = 600, vendor: Path = BUILD / "vendor",
                fetch: bool = True, readme: Path = README, log=print) -> Site:
-    """Execute the notebooks (unless ``run=False``) and write the site to ``out`` (replaced)."""
+    """Execute the notebooks (unless ``run=False``) and write the site to ``out``. ``out`` is
+    replaced only if it is absent, empty, or an unchanged earlier output of this tool;
+    otherwise :class:`PublishError` (see the module's docstring)."""
     src, out = Path(src), Path(out)
+    _check_source_and_output(src, out, "site")
     paths = notebook_paths(src, names)
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "_static").mkdir(parents=True)
-    site = Site(out, scripts=vendor_scripts(vendor, fetch=fetch))
-    if "widgets" in site.scripts:
-        shutil.copytree(site.scripts["widgets"], out / "_static" / "widgets")
-    if "requirejs" in site.scripts:
-        shutil.copy2(site.scripts["requirejs"], out / "_static" / "require.js")
-    if "mathjax" in site.scripts:
-        shutil.copytree(site.scripts["mathjax"], out / "_static" / "mathjax")
-    exporter = _exporter(site.scripts)
-    widgets_ok = {"widgets", "requirejs"} <= set(site.scripts)
+    with _building(src, out, "book", "site") as work:
+        return _build_site(src, out, work, paths, names, run=run, timeout=timeout,
+                           vendor=vendor, fetch=fetch, readme=readme, log=log)
 
-    notebooks = [(p, _read(p)) for p in paths]
+
+def _build_site(src: Path, out: Path, work: Path, paths: list[Path], names, *, run, timeout,
+                vendor, fetch, readme, log) -> Site:
+    """:func:`build_site`'s work: the site for ``out``, written into ``work``."""
+    notebooks = [(p, _read(p)) for p in paths]  # all readable, before anything runs
     if not names:  # Markdown pages of the course (the glossary): one markdown cell each
         notebooks += [(p, _markdown_notebook(p)) for p in sorted(src.glob("*.md"))
                       if p.name.lower() != "readme.md"]
+    (work / "_static").mkdir()
+    site = Site(out, scripts=vendor_scripts(vendor, fetch=fetch))
+    if "widgets" in site.scripts:
+        shutil.copytree(site.scripts["widgets"], work / "_static" / "widgets")
+    if "requirejs" in site.scripts:
+        shutil.copy2(site.scripts["requirejs"], work / "_static" / "require.js")
+    if "mathjax" in site.scripts:
+        shutil.copytree(site.scripts["mathjax"], work / "_static" / "mathjax")
+    exporter = _exporter(site.scripts)
+    widgets_ok = {"widgets", "requirejs"} <= set(site.scripts)
     titles = [(p.stem, _title(nb, p.stem)) for p, nb in notebooks]
     stems = {p.stem for p, _ in notebooks}
     for i, (path, nb) in enumerate(notebooks):
@@ -398,13 +650,13 @@ def build_site(src: Path = NOTEBOOKS, out: Path = BUILD / "site", names=None, *,
         body, _ = exporter.from_notebook_node(nb, resources={
             "metadata": {"name": titles[i][1]}, "site_nav": _nav(i, titles)})
         target = out / f"{path.stem}.html"
-        target.write_text(_link_pages(body, stems), encoding="utf-8")
+        (work / target.name).write_text(_link_pages(body, stems), encoding="utf-8")
         site.pages.append(Page(path, target, titles[i][1], seconds, views))
         log(f"publish: {target.relative_to(out.parent)} ({seconds:.0f} s, {views} widgets)")
     for asset in src.iterdir():  # figures the notebooks show by relative path
         if asset.is_dir() and asset.name in ("figures", "images", "img"):
-            shutil.copytree(asset, out / asset.name)
-    site.index.write_text(index_page(site, readme), encoding="utf-8")
+            shutil.copytree(asset, work / asset.name)
+    (work / site.index.name).write_text(index_page(site, readme), encoding="utf-8")
     return site
 
 
@@ -491,11 +743,19 @@ def main(argv=None) -> int:
     bk.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     bk.add_argument("notebooks", nargs="*", help="only these (stems or paths)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (PublishError, NoSuchNotebook) as err:  # the user's to fix: one line, no traceback
+        print(f"python -m tools.publish {args.command}: error: {_one_line(err, 1000)}",
+              file=sys.stderr)
+        return 1
 
+
+def _run(args) -> int:
     if args.command == "student":
         written = student_edition(args.src, args.out, args.notebooks)
-        for path in written:
-            for cell, name, sol in solution_dependencies(_read(args.src / path.name)):
+        for source, path in zip(notebook_paths(args.src, args.notebooks), written):
+            for cell, name, sol in solution_dependencies(_read(source)):
                 print(f"warning: {path.name} cell {cell} reads `{name}`, set by solution cell "
                       f"{sol}", file=sys.stderr)
         print(f"{len(written)} notebooks without solutions in {args.out}")

@@ -1,4 +1,4 @@
-"""kdteach.cache: round trips, keys, corrupt / stale / unsafe files, atomic and concurrent saves."""
+"""kdteach.cache: round trips, keys, corrupt / stale / unsafe files, atomic saves (concurrent writers: tests/reliability)."""
 from __future__ import annotations
 
 import json
@@ -222,45 +222,3 @@ def test_crash_during_save_keeps_the_previous_file(tmp_path, monkeypatch):
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     assert cache.load_into(model, path, RECIPE)
     assert same(weights(model), weights(build()))
-
-
-def _writer(path: str, value: float, times: int, start=None) -> None:
-    """Child process: save a model filled with ``value`` to ``path`` many times."""
-    model = nn.Linear(256, 256)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(value)
-    if start is not None:
-        start.wait(timeout=60)  # begin together with the reader (after the slow imports)
-    for _ in range(times):
-        cache.save(model, path, RECIPE)
-
-
-def test_concurrent_writers_never_show_a_torn_file(tmp_path):
-    path = tmp_path / "shared.pt"
-    _writer(str(path), 0.0, 1)  # so the reader always has a file
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(3)
-    procs = [ctx.Process(target=_writer, args=(str(path), float(v), 20, start))
-             for v in (1, 2)]
-    for p in procs:
-        p.start()
-    seen, reads = set(), 0
-    model = nn.Linear(256, 256)
-    try:
-        start.wait(timeout=60)
-        while reads < 20 or any(p.is_alive() for p in procs):
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # a warning means an unreadable file
-                assert cache.load_into(model, path, RECIPE)
-            values = model.weight.detach().unique()
-            assert len(values) == 1 and torch.equal(model.bias.detach().unique(), values)
-            seen.add(float(values))
-            reads += 1
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-    assert [p.exitcode for p in procs] == [0, 0]
-    assert seen <= {0.0, 1.0, 2.0} and reads >= 20
-    assert cache.load_into(model, path, RECIPE) and float(model.weight.detach()[0, 0]) in (1.0, 2.0)
-    assert temp_files(tmp_path) == []

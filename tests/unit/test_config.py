@@ -20,6 +20,7 @@ def no_cuda(monkeypatch):
 @pytest.fixture
 def with_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
 
 
 # -- profiles ---------------------------------------------------------------------------

@@ -32,3 +32,24 @@ def test_mode_must_be_write(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(tmp_path / "x", "a"):
             pass
+
+
+def test_only_old_temporaries_of_this_target_are_removed(tmp_path):
+    import os
+    import time
+
+    from kdteach.files import remove_stale_temporaries
+
+    target = tmp_path / "model[v1].pt"  # glob's special characters in the name
+    old = time.time() - 7200
+    stale = tmp_path / "model[v1].pt.ab12cd34.tmp"
+    fresh = tmp_path / "model[v1].pt.ef56gh78.tmp"
+    other = tmp_path / "other.pt.ab12cd34.tmp"
+    hand_made = tmp_path / "model[v1].pt.backup.tmp"
+    for path in (stale, fresh, other, hand_made):
+        path.write_bytes(b"x")
+    for path in (stale, other, hand_made):
+        os.utime(path, (old, old))
+    assert remove_stale_temporaries(target) == [stale]
+    assert not stale.exists() and fresh.exists() and other.exists() and hand_made.exists()
+    assert remove_stale_temporaries(tmp_path / "missing" / "x") == []

@@ -3,7 +3,8 @@
 Each loss is checked three ways: against a number worked out by hand, against a
 second, independent formulation (explicit Python loops with ``math``, or numpy),
 and for the properties the course relies on (gradients, no gradient into the
-teacher, the T^2 factor, clear errors on bad inputs).
+teacher, the T^2 factor, clear errors on bad inputs). The last section states
+properties for every input in the documented range, checked with Hypothesis.
 """
 import itertools
 import math
@@ -12,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from kdteach import losses
 from kdteach.losses import (
@@ -614,3 +618,253 @@ def test_value_checks_belong_to_one_thread():
     release.set()
     worker.join(5)
     assert seen["main"] is True
+
+
+# ---------------------------------------------------------------------------
+# Properties (Hypothesis): what must hold for every input in the documented range
+# ---------------------------------------------------------------------------
+# The algebraic properties are checked in float64, where rounding stays far below the
+# tolerances; the finiteness properties in float32, the precision the course trains in.
+
+PROPERTY = settings(max_examples=100, deadline=None)
+WHOLE_RANGE = settings(max_examples=200, deadline=None)  # the finiteness checks: more corners to visit
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run torch on one thread: the tensors here are tiny, and on a busy machine waking the
+    other threads costs ~10 ms per op (log_softmax), a hundred times the work itself."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+property_test = pytest.mark.usefixtures("one_torch_thread")
+
+
+def logit_arrays(min_rows=1, max_rows=6, max_classes=6):
+    """(B, K) float64 logits in [-30, 30], B in [min_rows, max_rows], K in [2, max_classes]."""
+    shapes = st.tuples(st.integers(min_rows, max_rows), st.integers(2, max_classes))
+    return shapes.flatmap(lambda shape: hnp.arrays(np.float64, shape, elements=st.floats(-30, 30)))
+
+
+# Temperatures spread evenly in log T over the supported range, ends included.
+temperatures = st.one_of(st.sampled_from([losses.T_MIN, losses.T_MAX]),
+                         st.floats(math.log10(losses.T_MIN), math.log10(losses.T_MAX)).map(lambda e: 10.0**e))
+
+
+def soft(s, t, T):
+    return kd_loss(torch.from_numpy(s), torch.from_numpy(t), T=T).item()
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures)
+def test_property_kl_is_never_negative(s, data, T):
+    """KL >= 0: the soft term T^2 * KL(p_t || p_s) is never below 0 (up to rounding)."""
+    t = data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30)))
+    assert soft(s, t, T) >= -1e-12 * max(1.0, T**2)
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures)
+def test_property_kl_is_zero_exactly_when_the_distributions_agree(s, data, T):
+    """KL = 0 iff p_s = p_t: zero when t = s + a constant per row, positive when the
+    softened distributions differ."""
+    shifts = data.draw(hnp.arrays(np.float64, (len(s), 1), elements=st.floats(-100, 100)))
+    assert abs(soft(s, s + shifts, T)) <= 1e-9 * max(1.0, T**2)
+
+    t = data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30)))
+    p_s, p_t = softmax_t(torch.from_numpy(s), T=T), softmax_t(torch.from_numpy(t), T=T)
+    if (p_s - p_t).abs().max() > 1e-4:
+        assert soft(s, t, T) > 0
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, st.floats(0, 1))
+def test_property_kd_loss_ignores_a_constant_added_to_a_row(s, data, T, alpha):
+    """Softmax, hence kd_loss (both terms), is unchanged when a row of the student's or the
+    teacher's logits is shifted by a constant."""
+    t = data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30)))
+    y = torch.tensor(data.draw(st.lists(st.integers(0, s.shape[1] - 1), min_size=len(s), max_size=len(s))))
+    a, b = (data.draw(hnp.arrays(np.float64, (len(s), 1), elements=st.floats(-100, 100))) for _ in "ab")
+    s, t = torch.from_numpy(s), torch.from_numpy(t)
+    base = kd_loss(s, t, y, T=T, alpha=alpha).item()
+    shifted = kd_loss(s + torch.from_numpy(a), t + torch.from_numpy(b), y, T=T, alpha=alpha).item()
+    assert shifted == pytest.approx(base, rel=1e-9, abs=1e-10 * max(1.0, T**2))
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, st.floats(0, 1))
+def test_property_kd_loss_gradient_is_the_analytic_one(s, data, T, alpha):
+    """d kd_loss / d s = alpha (softmax(s) - onehot(y)) / B + (1 - alpha) T (softmax(s/T) - softmax(t/T)) / B."""
+    t = torch.from_numpy(data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30))))
+    y = torch.tensor(data.draw(st.lists(st.integers(0, s.shape[1] - 1), min_size=len(s), max_size=len(s))))
+    s = torch.from_numpy(s).requires_grad_(True)
+    kd_loss(s, t, y, T=T, alpha=alpha).backward()
+    B, z = len(s), s.detach()
+    onehot = F.one_hot(y, s.shape[1]).double()
+    expected = (alpha * (torch.softmax(z, 1) - onehot) / B
+                + (1 - alpha) * T * (torch.softmax(z / T, 1) - torch.softmax(t / T, 1)) / B)
+    close(s.grad, expected, tol=1e-9)
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(min_rows=2, max_rows=8), st.data(), temperatures, st.floats(0, 1))
+def test_property_kd_loss_of_a_split_batch_is_the_size_weighted_mean(s, data, T, alpha):
+    """Batchmean: the loss of a batch is the size-weighted mean of the losses of its two parts."""
+    t = torch.from_numpy(data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30))))
+    y = torch.tensor(data.draw(st.lists(st.integers(0, s.shape[1] - 1), min_size=len(s), max_size=len(s))))
+    s, B = torch.from_numpy(s), len(s)
+    k = data.draw(st.integers(1, B - 1))  # the first part's size
+    for targets in (None, y):
+        whole = kd_loss(s, t, targets, T=T, alpha=alpha).item()
+        first = kd_loss(s[:k], t[:k], None if targets is None else targets[:k], T=T, alpha=alpha).item()
+        second = kd_loss(s[k:], t[k:], None if targets is None else targets[k:], T=T, alpha=alpha).item()
+        assert whole == pytest.approx((k * first + (B - k) * second) / B, rel=1e-9, abs=1e-12 * max(1.0, T**2))
+
+
+def embedding_pairs(min_batch):
+    """Student (B, D) and teacher (B, D') float64 embeddings in [-10, 10], B in [min_batch, 6]."""
+    return st.tuples(st.integers(min_batch, 6), st.integers(1, 5), st.integers(1, 5)).flatmap(
+        lambda bdd: st.tuples(hnp.arrays(np.float64, bdd[:2], elements=st.floats(-10, 10)),
+                              hnp.arrays(np.float64, (bdd[0], bdd[2]), elements=st.floats(-10, 10))))
+
+
+@property_test
+@PROPERTY
+@given(st.sampled_from([rkd_distance_loss, rkd_angle_loss, sp_loss]), st.data())
+def test_property_relational_losses_ignore_the_order_of_the_batch(loss_fn, data):
+    """RKD and SP compare every pair (or triplet) of samples: permuting the batch the same way
+    for student and teacher leaves the loss unchanged."""
+    s, t = map(torch.from_numpy, data.draw(embedding_pairs(3)))
+    order = torch.tensor(data.draw(st.permutations(range(len(s)))))
+    close(loss_fn(s[order], t[order]), loss_fn(s, t).item(), tol=1e-9)
+
+
+@property_test
+@PROPERTY
+@given(st.data(), st.sampled_from([1, 2, 3, 4]))
+def test_property_attention_maps_ignore_the_order_of_the_channels(data, p):
+    """F^p_sum(A) = sum_c |A_c|^p does not depend on the order of the channels: neither does
+    attention_map, nor at_loss when student and teacher channels are permuted."""
+    B, H, W = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    s = torch.from_numpy(data.draw(hnp.arrays(np.float64, (B, data.draw(st.integers(1, 4)), H, W),
+                                              elements=st.floats(-10, 10))))
+    t = torch.from_numpy(data.draw(hnp.arrays(np.float64, (B, data.draw(st.integers(1, 4)), H, W),
+                                              elements=st.floats(-10, 10))))
+    ps = torch.tensor(data.draw(st.permutations(range(s.shape[1]))))
+    pt = torch.tensor(data.draw(st.permutations(range(t.shape[1]))))
+    close(attention_map(s[:, ps], p), attention_map(s, p), tol=1e-12)
+    close(at_loss(s[:, ps], t[:, pt], p), at_loss(s, t, p).item(), tol=1e-12)
+
+
+# Finite values and gradients over the whole documented range, in float32. Feature values:
+# 0, or of size 1e-30 to 1e30, either at one common scale or mixed within a tensor.
+signed_mantissas = st.one_of(st.just(0.0), st.builds(lambda sign, m: sign * m, st.sampled_from([-1.0, 1.0]),
+                                                     st.floats(1.0, 9.99)))
+
+
+def wide_arrays(shape, max_exponent=29):
+    """float32 tensors whose nonzero values have sizes from 1e-30 to 10**(max_exponent + 1)."""
+    exponents = st.integers(-30, max_exponent)
+    common = st.tuples(hnp.arrays(np.float64, shape, elements=signed_mantissas), exponents).map(
+        lambda ak: ak[0] * 10.0 ** ak[1])
+    mixed = hnp.arrays(np.float64, shape, elements=st.builds(lambda m, e: m * 10.0**e, signed_mantissas, exponents))
+    return st.one_of(common, mixed).map(lambda a: torch.tensor(a, dtype=torch.float32))
+
+
+def finite_value_and_gradient(loss_fn, student, *rest, **kwargs):
+    student = student.clone().requires_grad_(True)
+    loss = loss_fn(student, *rest, **kwargs)
+    loss.backward()
+    return bool(torch.isfinite(loss)) and bool(torch.isfinite(student.grad).all())
+
+
+@property_test
+@WHOLE_RANGE
+@given(st.data(), temperatures, st.floats(0, 1), st.booleans())
+def test_property_kd_loss_and_softmax_t_are_finite_over_the_supported_range(data, T, alpha, with_targets):
+    """For 1e-3 <= T <= 1e4 and logits up to 1e30 in size: finite loss, finite gradient,
+    and softmax_t rows that sum to 1 (and finite dml_loss and label_smoothing_loss)."""
+    B, K = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 5))
+    s, t = data.draw(wide_arrays((B, K))), data.draw(wide_arrays((B, K)))
+    y = torch.tensor(data.draw(st.lists(st.integers(0, K - 1), min_size=B, max_size=B)))
+    assert finite_value_and_gradient(kd_loss, s, t, y if with_targets else None, T=T, alpha=alpha)
+    close(softmax_t(s, T=T).sum(dim=1), np.ones(B), tol=1e-5)
+    assert finite_value_and_gradient(dml_loss, s, [t], y)
+    assert finite_value_and_gradient(label_smoothing_loss, s, y, smoothing=alpha)
+
+
+attention_powers = st.one_of(st.sampled_from([1, 2, 4, losses.P_MAX]), st.floats(losses.P_MIN, losses.P_MAX))
+
+
+@property_test
+@WHOLE_RANGE
+@given(st.data(), attention_powers)
+@example(None, 1).via("an all-zero student sample at p = 1")
+def test_property_attention_is_finite_over_the_supported_range(data, p):
+    """For 1 <= p <= 1000 and features of size 1e-30 to 1e30 (zeros included): unit or zero
+    map rows, a finite at_loss and a finite gradient."""
+    if data is None:
+        s, t = torch.zeros(1, 1, 1, 1), -torch.ones(1, 1, 1, 1)
+    else:
+        B, H, W = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+        s = data.draw(wide_arrays((B, data.draw(st.integers(1, 3)), H, W)))
+        t = data.draw(wide_arrays((B, data.draw(st.integers(1, 3)), H, W)))
+    norms = attention_map(s, p).norm(dim=1)
+    assert (((norms - 1).abs() < 1e-5) | (norms == 0)).all()
+    assert finite_value_and_gradient(at_loss, s, t, p=p)
+
+
+ZERO_SAMPLE_AND_REPEATS = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0], [2.0, -1.0]])
+
+
+@property_test
+@WHOLE_RANGE
+@given(st.sampled_from([rkd_distance_loss, rkd_angle_loss, sp_loss]), st.data())
+@example(rkd_angle_loss, None).via("an all-zero sample and a repeated one, at 1e-30")
+@example(sp_loss, None).via("an all-zero sample and a repeated one, at 1e-30")
+def test_property_relational_losses_are_finite_over_the_supported_range(loss_fn, data):
+    """For embeddings of size 1e-30 to 1e30 (zeros and repeated samples included): finite
+    loss and finite gradient."""
+    if data is None:
+        s, t = ZERO_SAMPLE_AND_REPEATS * 1e-30, torch.ones(4, 3).cumsum(0)
+    else:
+        B = data.draw(st.integers(3, 5))
+        s = data.draw(wide_arrays((B, data.draw(st.integers(1, 4)))))
+        t = data.draw(wide_arrays((B, data.draw(st.integers(1, 4)))))
+    assert finite_value_and_gradient(loss_fn, s, t)
+
+
+@property_test
+@WHOLE_RANGE
+@given(st.data())
+def test_property_hint_loss_is_finite_over_the_supported_range(data):
+    """For features up to 1e15 in size (its squares, summed, fit in float32): finite MSE and gradient."""
+    shape = data.draw(hnp.array_shapes(min_dims=2, max_dims=4, max_side=4))
+    s, t = data.draw(wide_arrays(shape, max_exponent=14)), data.draw(wide_arrays(shape, max_exponent=14))
+    assert finite_value_and_gradient(hint_loss, s, t)
+
+
+@property_test
+@PROPERTY
+@given(hnp.array_shapes(min_dims=2, max_dims=4, min_side=0, max_side=3).filter(
+    lambda shape: shape[0] > 0 and 0 in shape[1:]))
+def test_property_zero_width_features_are_refused_by_every_feature_loss(shape):
+    """A feature tensor with no values per sample, (B, 0), (B, 0, H, W), (B, C, 0, W), ...,
+    is refused with a ValueError that names it, by every loss that takes features."""
+    empty = torch.zeros(shape)
+    message = rf"student_(feat|emb) has no features \(shape \({', '.join(map(str, shape))},?\)\)"
+    calls = [lambda: hint_loss(empty, empty)] + [lambda f=f: f(empty, torch.ones(shape[0], 2))
+                                                 for f in (rkd_distance_loss, rkd_angle_loss, sp_loss)]
+    if len(shape) == 4:
+        calls.append(lambda: at_loss(empty, empty))
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()
