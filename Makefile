@@ -30,9 +30,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[test]'
 	@touch $@
 
-# Check the shipped MNIST / Fashion-MNIST files (sha256) and decompress them.
+# Check the shipped MNIST / Fashion-MNIST files (sha256) and decompress them; check the text.
 data: setup
 	$(PY) -m kdteach.data
+	$(PY) -m kdteach.text
 
 # JupyterLab rooted at notebooks/, opening the welcome notebook; it prints its URL.
 lab: setup data

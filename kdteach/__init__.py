@@ -6,7 +6,9 @@ bottom layer up (a module imports only from the layers below it):
 * foundations, which know nothing of training:
   ``config`` (profiles, device, seeding, paths), ``checks`` (argument checks),
   ``files`` (atomic writes), ``data`` (the shipped MNIST / Fashion-MNIST, held on the
-  device, and the on-device batch loader), ``models`` (teachers and students), ``losses``
+  device, and the on-device batch loader), ``text`` (Tiny Shakespeare: its characters and
+  token windows on the device), ``models`` (teachers and students), ``gpt`` (a small
+  character-level GPT, its decoding and bits per character), ``losses``
   (every distillation loss), ``features`` (recording inner layers), ``connectors``
   (student-to-teacher feature maps), ``metrics`` (parameters, bytes, FLOPs, latency);
 * the loop: ``train`` (``fit``, ``distill`` and the epoch loop ``run_epochs`` under them),
@@ -30,7 +32,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "checks", "files", "data", "models", "losses", "features",
+_SUBMODULES = ("config", "checks", "files", "data", "text", "models", "gpt", "losses", "features",
                "connectors", "metrics", "train", "online", "quantize", "cache", "zoo",
                "results", "viz", "widgets", "exercises", "bench", "experiments")
 __all__ = ["__version__"]

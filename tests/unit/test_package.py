@@ -14,8 +14,8 @@ PACKAGE = Path(kdteach.__file__).resolve().parent
 MODULES = {p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
 
 #: Modules that know nothing of training; the loop never imports the screen.
-FOUNDATIONS = {"config", "checks", "files", "data", "models", "losses", "features",
-               "connectors", "metrics"}
+FOUNDATIONS = {"config", "checks", "files", "data", "text", "models", "gpt", "losses",
+               "features", "connectors", "metrics"}
 LOOP_AND_ABOVE = {"train", "online", "quantize", "zoo", "bench"}
 SCREEN = {"viz", "widgets"}
 
