@@ -127,7 +127,7 @@ def _dataset_name(name: str) -> str:
     return key
 
 
-def _restore_hint(rel: str) -> str:
+def restore_hint(rel: str) -> str:
     return (f"Restore it with `git checkout -- data/{rel}` (the file ships with the "
             "repository), or copy it from a fresh clone of the course.")
 
@@ -149,17 +149,17 @@ def verify(name: str, root: str | os.PathLike | None = None) -> list[Path]:
             continue
         path = root / rel
         if not path.is_file():
-            raise DataFileError(f"Data file {path} is missing. {_restore_hint(rel)}")
-        actual = _sha256(path)
+            raise DataFileError(f"Data file {path} is missing. {restore_hint(rel)}")
+        actual = file_sha256(path)
         if actual != digest:
             raise DataFileError(
                 f"Data file {path} is corrupt (sha256 {actual[:12]}…, expected "
-                f"{digest[:12]}…). {_restore_hint(rel)}")
+                f"{digest[:12]}…). {restore_hint(rel)}")
         paths.append(path)
     return paths
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     """The file's sha256, hashed once per process unless the file changed (size, mtime)."""
     st = path.stat()
     memo = (str(path), st.st_size, st.st_mtime_ns)
@@ -182,7 +182,7 @@ def _extract(gz_path: Path) -> Path:
     rel = f"{gz_path.parent.parent.name}/raw/{out.name}"
     remove_stale_temporaries(out)  # left by an extraction that was killed midway
     expected = RAW_SHA256[rel]
-    if out.is_file() and _sha256(out) == expected:
+    if out.is_file() and file_sha256(out) == expected:
         return out
     try:
         with atomic_write(out, "wb", fsync=True) as f, gzip.open(gz_path, "rb") as src:
@@ -193,9 +193,9 @@ def _extract(gz_path: Path) -> Path:
             f"Cannot write the decompressed data file {out} ({err.strerror}). Run "
             "`python -m kdteach.data` once as a user who can write there, or copy data/ "
             "somewhere writable and point KDTEACH_DATA at the copy.") from err
-    if _sha256(out) != expected:
+    if file_sha256(out) != expected:
         raise DataFileError(f"Decompressing {gz_path} gave unexpected contents. "
-                            f"{_restore_hint(rel + '.gz')}")
+                            f"{restore_hint(rel + '.gz')}")
     return out
 
 

@@ -14,7 +14,6 @@ gather per batch, no host-device copy per step, no Python loop over characters.
 """
 from __future__ import annotations
 
-import hashlib
 import numbers
 import os
 from pathlib import Path
@@ -24,24 +23,16 @@ import numpy as np
 import torch
 
 from . import checks, config
-from .data import DataFileError
+from .data import DataFileError, file_sha256, restore_hint
 
 #: The shipped file (relative to the data folder) and its sha256, as in ``data/README.md``.
 SHA256 = {"TinyShakespeare/input.txt":
           "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"}
 FILE = "TinyShakespeare/input.txt"
 
-_verified: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files that passed
-
-
 def path(root: str | os.PathLike | None = None) -> Path:
     """Where the corpus lives: ``<root>/TinyShakespeare/input.txt`` (root: the data folder)."""
     return (Path(root) if root is not None else config.data_dir()) / FILE
-
-
-def _restore_hint() -> str:
-    return (f"Restore it with `git checkout -- data/{FILE}` (the file ships with the "
-            "repository), or copy it from a fresh clone of the course.")
 
 
 def load_text(root: str | os.PathLike | None = None) -> str:
@@ -53,17 +44,12 @@ def load_text(root: str | os.PathLike | None = None) -> str:
     """
     file = path(root)
     if not file.is_file():
-        raise DataFileError(f"Data file {file} is missing. {_restore_hint()}")
-    st = file.stat()
-    raw = file.read_bytes()  # read once: hashed (the first time) and decoded from these bytes
-    memo = (str(file), st.st_size, st.st_mtime_ns)
-    if memo not in _verified or len(raw) != st.st_size:
-        actual, expected = hashlib.sha256(raw).hexdigest(), SHA256[FILE]
-        if actual != expected:
-            raise DataFileError(f"Data file {file} is corrupt (sha256 {actual[:12]}…, expected "
-                                f"{expected[:12]}…). {_restore_hint()}")
-        _verified.add(memo)
-    return raw.decode("utf-8")
+        raise DataFileError(f"Data file {file} is missing. {restore_hint(FILE)}")
+    actual, expected = file_sha256(file), SHA256[FILE]
+    if actual != expected:
+        raise DataFileError(f"Data file {file} is corrupt (sha256 {actual[:12]}…, expected "
+                            f"{expected[:12]}…). {restore_hint(FILE)}")
+    return file.read_text(encoding="utf-8")
 
 
 class Vocabulary:

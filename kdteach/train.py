@@ -214,19 +214,19 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
         for m in modules:
             m.train()
         totals: dict[str, torch.Tensor] = {}
-        seen = steps = 0
+        seen = steps = every = 0
         for x, y, idx in loader.batches():
             for key, value in step(x, y, idx).items():
                 totals[key] = totals[key] + value if key in totals else value
             seen += len(y)
             steps += 1
-            every = finite_check_every(x.device)
+            every = every or finite_check_every(x.device)
             if steps % every == 0:
                 _stop_if_not_finite(totals, epoch, steps, every)
         if seen == 0:
             raise ValueError("the loader gave no batches; pass at least one example "
                              "(and with drop_last, at least one full batch).")
-        _stop_if_not_finite(totals, epoch, steps, finite_check_every(x.device), last=True)
+        _stop_if_not_finite(totals, epoch, steps, every, last=True)
         for scheduler in schedulers:
             if scheduler is not None:
                 scheduler.step()
