@@ -6,7 +6,7 @@
 
 In one process, on one device, it times the same work two ways:
 
-* **baseline** — the loop most KD tutorials write (seed 001 of the course is one): a
+* **baseline** — the loop most KD tutorials write (a popular PyTorch KD tutorial is one): a
   torchvision ``MNIST`` dataset with ``ToTensor()`` and ``Normalize`` transforms, a shuffled
   ``DataLoader``, each batch copied to the device, the teacher run on every batch under
   ``no_grad``, :func:`kdteach.losses.kd_loss`, ``loss.item()`` for the running loss, Adam;
@@ -187,7 +187,7 @@ def baseline_epoch(student, teacher, dataset, *, batch_size: int, device: torch.
                    workers: int = 0, max_steps: int | None = None) -> float:
     """One epoch of the tutorial loop; returns the mean training loss.
 
-    Written the way seed 001 and most KD tutorials write it; nothing here is kdteach's.
+    Written the way a popular PyTorch KD tutorial and most KD tutorials write it; nothing here is kdteach's.
     ``max_steps`` stops early (the warm-up).
     """
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,

@@ -6,7 +6,7 @@ channels than its teacher, hence a *connector* (FitNets' "regressor") in between
 
 * :func:`conv_connector` — a 1×1 convolution, batch norm and ReLU from ``c_in`` to ``c_out``
   channels, for (B, C, H, W) feature maps. It is mmrazor's ``ConvModuleConnector`` with
-  ``norm_cfg=dict(type='BN')`` (the connector of seed 002's FitNets config) and the
+  ``norm_cfg=dict(type='BN')`` (the connector of the blog post's FitNets config) and the
   convolutional regressor of Romero et al. (2015, Sec. 2.2) with a 1×1 kernel;
 * :func:`linear_projector` — a linear layer from ``d_in`` to ``d_out``, for (B, D) embeddings;
 * :func:`build` — records the two layers on an example batch and returns the right one.
