@@ -10,7 +10,8 @@ bottom layer up (a module imports only from the layers below it):
   token windows on the device), ``models`` (teachers and students), ``gpt`` (a small
   character-level GPT, its decoding and bits per character), ``losses``
   (every distillation loss), ``features`` (recording inner layers), ``connectors``
-  (student-to-teacher feature maps), ``metrics`` (parameters, bytes, FLOPs, latency);
+  (student-to-teacher feature maps), ``metrics`` (parameters, bytes, FLOPs, latency),
+  ``evidence`` (paired comparisons over seeds, with a 95 % interval);
 * the loop: ``train`` (``fit``, ``distill`` and the epoch loop ``run_epochs`` under them),
   and what is built on it: ``online`` (mutual learning, born-again networks, ensembles),
   ``quantize`` (int8 after distillation), ``cache`` and ``zoo`` (trained teachers, kept on
@@ -33,7 +34,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("config", "checks", "files", "data", "text", "models", "gpt", "losses", "features",
-               "connectors", "metrics", "train", "online", "quantize", "cache", "zoo",
+               "connectors", "metrics", "evidence", "train", "online", "quantize", "cache", "zoo",
                "results", "viz", "widgets", "exercises", "bench", "experiments")
 __all__ = ["__version__"]
 

@@ -4,9 +4,14 @@ One switch, ``KDTEACH_PROFILE``, picks the scale of every experiment:
 
 * ``quick`` — CPU-sized subsets and a few epochs, so each notebook runs in about a minute
   on a laptop (and in CI);
-* ``full`` — paper-scale data and epochs, meant for a GPU.
+* ``full`` — paper-scale data and epochs, meant for a GPU; opt in with
+  ``KDTEACH_PROFILE=full``.
 
-Unset, it is ``full`` when CUDA is present and ``quick`` otherwise.
+Unset, it is ``quick`` on every device: a learner on a rented GPU gets the tested minute
+per notebook, not hours they did not ask for.
+
+``KDTEACH_SEED`` (default 0) moves every notebook's seeds, so a check cell can be tried
+on other seeds without editing it: ``KDTEACH_SEED=3 make test``.
 """
 from __future__ import annotations
 
@@ -42,14 +47,14 @@ FULL = Profile("full", train_size=None, test_size=None, teacher_epochs=60,
 
 
 def profile_name() -> str:
-    """The active profile's name: ``KDTEACH_PROFILE`` if set, else by hardware."""
+    """The active profile's name: ``KDTEACH_PROFILE`` if set, else ``quick``."""
     name = os.environ.get("KDTEACH_PROFILE", "").strip().lower()
     if not name:
-        return "full" if torch.cuda.is_available() else "quick"
+        return "quick"
     if name not in PROFILES:
         raise ValueError(
             f"KDTEACH_PROFILE={name!r} is not a profile; set it to one of {PROFILES} "
-            "(or unset it to choose by hardware)."
+            "(or unset it for quick)."
         )
     return name
 
@@ -102,6 +107,33 @@ def _env_path(variable: str) -> Path | None:
     otherwise mean the current folder, and files would land wherever a notebook runs)."""
     value = os.environ.get(variable, "").strip()
     return Path(value).expanduser() if value else None
+
+
+def base_seed() -> int:
+    """The first seed a notebook uses: ``KDTEACH_SEED`` if set, else 0.
+
+    Notebooks write ``SEED = config.base_seed()`` and, where they compare over seeds,
+    ``config.seeds(n)``; setting the variable reruns the whole course on other seeds.
+    """
+    value = os.environ.get("KDTEACH_SEED", "").strip()
+    if not value:
+        return 0
+    try:
+        seed = int(value)
+    except ValueError:
+        raise ValueError(f"KDTEACH_SEED={value!r} is not an integer; set it to e.g. 3, "
+                         "or unset it for seed 0.") from None
+    if seed < 0:
+        raise ValueError(f"KDTEACH_SEED={value!r} is negative; set it to 0 or more.")
+    return seed
+
+
+def seeds(n: int) -> list[int]:
+    """``n`` consecutive seeds starting at :func:`base_seed` (the paired comparisons' seeds)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer number of seeds, got {n!r}")
+    start = base_seed()
+    return list(range(start, start + n))
 
 
 def seed_everything(seed: int) -> torch.Generator:

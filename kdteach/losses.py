@@ -32,11 +32,18 @@ Papers (section and equation numbers are given in each docstring):
 * Tung & Mori (2019), "Similarity-Preserving Knowledge Distillation", ICCV 2019.
 * Szegedy et al. (2016), "Rethinking the Inception Architecture for Computer
   Vision", CVPR 2016.
+* Gu, Dong, Wei & Huang (2024), "MiniLLM: Knowledge Distillation of Large
+  Language Models", ICLR 2024.
+* Agarwal et al. (2024), "On-Policy Distillation of Language Models: Learning
+  from Self-Generated Mistakes" (GKD), ICLR 2024.
+* Huszár (2015), "How (not) to Train your Generative Model: Scheduled Sampling,
+  Likelihood, Adversary?", arXiv:1511.05101.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +53,8 @@ from . import checks
 __all__ = [
     "softmax_t",
     "kd_loss",
+    "reverse_kl",
+    "generalized_jsd",
     "hint_loss",
     "attention_map",
     "at_loss",
@@ -169,6 +178,128 @@ def kd_loss(student_logits, teacher_logits, targets=None, *, T=4.0, alpha=0.5):
     y = _targets(targets, s)
     hard = F.cross_entropy(s, y)
     return alpha * hard + (1 - alpha) * soft
+
+
+# ---------------------------------------------------------------------------
+# 1b. Language models: which way round to measure the gap (reverse KL, generalized JSD)
+# ---------------------------------------------------------------------------
+# A language model is a classifier per position: at each position it outputs V logits
+# for the next token. These losses take 2-D (N, V) logits, one row per position, and
+# average over the rows. A notebook flattens its (B, L, V) logits with .flatten(0, 1)
+# and keeps only the positions that count (e.g. logits.flatten(0, 1)[mask.flatten()]),
+# so padding never enters the average and the loss does not grow with the length.
+
+def reverse_kl(student_logits, teacher_logits, *, T=1.0):
+    """Reverse KL: the student's distribution measured against the teacher's.
+
+    Per row (position) ``n``, with ``p = softmax(logits / T)``::
+
+        loss = T^2 * mean over n of KL(p_s || p_t),   KL(p_s || p_t) = sum_v p_s,v (log p_s,v - log p_t,v)
+
+    ``kd_loss`` measures the other way round, ``KL(p_t || p_s)`` (the "forward"
+    KL): it charges the student for every token the teacher likes and the
+    student misses, so a student too small to copy the teacher spreads its
+    mass over all of the teacher's modes ("mode-covering"). The reverse KL is
+    an average under the *student's* distribution: it charges the student for
+    putting mass where the teacher puts little, and costs nothing for a
+    teacher mode the student ignores, so such a student tends to settle on
+    one mode ("mode-seeking"). MiniLLM (Gu et al., 2024, Sec. 2.1) distils
+    language models with the reverse KL for this reason, and GKD (Agarwal et
+    al., 2024) uses it per position as the ``beta = 1`` end of
+    ``generalized_jsd``.
+
+    ``student_logits`` and ``teacher_logits`` are (N, V): one row of V logits
+    per position. The factor ``T^2`` is the one in ``kd_loss`` (it keeps the
+    gradient's size about independent of ``T``); divide by ``T**2`` to
+    compare with an implementation that leaves it out. The teacher's logits
+    are detached: no gradient reaches the teacher. ``log_softmax`` keeps both
+    logarithms finite, and a token where ``p_s`` underflows to 0 contributes
+    ``0 * (finite) = 0``, as ``p log p -> 0`` says it should.
+
+    Range: ``1e-3 <= T <= 1e4`` (a ``ValueError`` outside) and logits up to
+    1e30 in size, as for ``kd_loss`` (with the same loss of float32 digits in
+    the value near ``T = 1e4``).
+    """
+    _check_temperature(T)
+    s = _position_logits("student_logits", student_logits)
+    t = _position_logits("teacher_logits", teacher_logits).detach()
+    _check_same_positions(s, t)
+    return T**2 * _kl_batchmean(s / T, t / T)
+
+
+def generalized_jsd(student_logits, teacher_logits, *, beta=0.5, T=1.0):
+    """Generalized Jensen-Shannon divergence between teacher and student, per position.
+
+    Agarwal et al. (2024), GKD, Sec. 2 (the generalized JSD; Huszár, 2015,
+    shows how it moves between the two KLs). With ``p = softmax(logits / T)``
+    and the mixture ``m = beta * p_t + (1 - beta) * p_s``, per row (position)::
+
+        JSD_beta = beta * KL(p_t || m) + (1 - beta) * KL(p_s || m)
+        loss     = T^2 * mean over rows of JSD_beta          for 0 < beta < 1
+        loss     = T^2 * mean of KL(p_t || p_s)  (forward KL, kd_loss's soft term)   at beta = 0
+        loss     = T^2 * mean of KL(p_s || p_t)  (reverse_kl)                        at beta = 1
+
+    ``beta = 0.5`` is the ordinary Jensen-Shannon divergence. This is GKD's
+    convention for which side ``beta`` weights, and TRL's ``GKDTrainer`` uses
+    the same one, endpoints included.
+
+    The endpoints are special cases, not values of the formula. At
+    ``beta = 0`` the formula gives ``m = p_s`` and ``JSD_0 = KL(p_s || p_s)
+    = 0``, and at ``beta = 1`` it gives 0 as well: a loss that teaches
+    nothing. What the formula does near the ends is to *behave like* the two
+    KLs, scaled down. For small ``beta`` (expanding ``log(1 + x)`` to second
+    order, with ``chi^2(p_t || p_s) = sum_v (p_t,v - p_s,v)^2 / p_s,v``)::
+
+        JSD_beta / beta = KL(p_t || p_s) - (beta / 2) * chi^2(p_t || p_s) + O(beta^2)
+                       -> KL(p_t || p_s)   as beta -> 0
+
+    and its gradient divided by ``beta`` tends to the forward KL's gradient;
+    mirror-wise, ``JSD_beta / (1 - beta) -> KL(p_s || p_t)`` as ``beta -> 1``.
+    GKD, TRL's ``GKDTrainer`` and this function take the two ends to be those
+    limits, the two KLs themselves, not the formula's 0. Mind the jump in
+    *size* this leaves: ``beta = 1e-6`` gives about ``1e-6`` times the forward
+    KL, ``beta = 0`` the forward KL itself. Inside ``(0, 1)`` the value is
+    bounded, ``0 <= JSD_beta <= H(beta) = -beta log beta - (1 - beta)
+    log(1 - beta) <= log 2``, reached when the two distributions share no
+    token; the KLs at the ends are not bounded.
+
+    Swapping the roles: ``JSD_beta(s, t) = JSD_{1-beta}(t, s)``.
+
+    Numerics: with ``u = log(beta p_t) - log((1 - beta) p_s)``, the two parts
+    of ``m`` compared, the logarithm of the mixture is a two-term logsumexp,
+    ``log m = log((1 - beta) p_s) + softplus(u) = log(beta p_t) +
+    softplus(-u)``, where ``softplus(x) = log(1 + e^x)``. We use it in that
+    form, for ``log(m / p_s)`` and ``log(m / p_t)`` directly: for ``beta``
+    near 0 or 1, ``log m - log p_s`` is tiny, and subtracting two float32
+    logarithms of size ~1 to get it would keep few of its digits. No
+    logarithm of 0 is ever taken, and where ``p_s`` or ``p_t`` underflows to
+    0 its terms are ``0 * (finite) = 0``.
+
+    ``student_logits`` and ``teacher_logits`` are (N, V), one row per
+    position; ``T^2`` as in ``kd_loss``; the teacher's logits are detached.
+
+    Range: ``0 <= beta <= 1`` (a ``ValueError`` outside), ``1e-3 <= T <=
+    1e4`` and logits up to 1e30 in size, as for ``kd_loss``.
+    """
+    beta = _check_beta(beta)
+    _check_temperature(T)
+    s = _position_logits("student_logits", student_logits)
+    t = _position_logits("teacher_logits", teacher_logits).detach()
+    _check_same_positions(s, t)
+    if beta == 0:  # the limit of JSD_beta / beta: the forward KL, kd_loss's soft term
+        return T**2 * _kl_batchmean(t / T, s / T)
+    if beta == 1:  # the limit of JSD_beta / (1 - beta): the reverse KL
+        return T**2 * _kl_batchmean(s / T, t / T)
+
+    log_p_s = F.log_softmax(s / T, dim=-1)  # (N, V)
+    log_p_t = F.log_softmax(t / T, dim=-1)
+    log_beta, log_1m_beta = math.log(beta), math.log1p(-beta)
+    u = (log_p_t - log_p_s) + (log_beta - log_1m_beta)  # log(beta p_t) - log((1 - beta) p_s)
+    log_m_over_p_s = log_1m_beta + F.softplus(u)  # log m - log p_s
+    log_m_over_p_t = log_beta + F.softplus(-u)  # log m - log p_t
+    kl_t = -(log_p_t.exp() * log_m_over_p_t).sum(dim=-1)  # KL(p_t || m) per row
+    kl_s = -(log_p_s.exp() * log_m_over_p_s).sum(dim=-1)  # KL(p_s || m) per row
+    return T**2 * (beta * kl_t + (1 - beta) * kl_s).mean()
 
 
 # ---------------------------------------------------------------------------
@@ -512,7 +643,7 @@ def label_smoothing_loss(logits, targets, smoothing=0.1):
 # 5. Input checks (plumbing: skip on a first reading)
 # ---------------------------------------------------------------------------
 
-T_MIN, T_MAX = 1e-3, 1e4  # the temperatures softmax_t and kd_loss accept
+T_MIN, T_MAX = 1e-3, 1e4  # the temperatures softmax_t, kd_loss, reverse_kl and generalized_jsd accept
 P_MIN, P_MAX = 1, 1000  # the powers attention_map and at_loss accept
 
 
@@ -522,6 +653,17 @@ def _check_temperature(T):
         raise ValueError(f"T must be between {T_MIN:g} and {T_MAX:g}, got {T:g}; outside that range "
                          "softmax(z / T) is practically the one-hot argmax (small T) or uniform (large T), "
                          "and T^2 * KL cannot be computed in float32; distillation uses T from about 1 to 20")
+
+
+def _check_beta(beta):
+    if not checks.is_real(beta):
+        raise TypeError(f"beta must be a real number in [0, 1], got {type(beta).__name__}; "
+                        "pass e.g. beta=0.5")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must be a number in [0, 1], got {beta}; beta = 0 is the forward "
+                         "KL(p_t || p_s), beta = 1 the reverse KL(p_s || p_t), and beta = 0.5 the "
+                         "ordinary Jensen-Shannon divergence")
+    return float(beta)
 
 
 def _check_attention_power(p):
@@ -567,6 +709,30 @@ def _features(name, x, **shape):
 def _logits(name, x):
     """Logits must be a finite (B, K) float tensor."""
     return _float_tensor(name, x, ndim=2, layout="(batch, classes)")
+
+
+def _position_logits(name, x):
+    """A language model's logits, one row per position: a finite (N, V) float tensor, N, V >= 1."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        if x.dim() != 2:
+            raise ValueError(f"{name} must be 2-D (positions, vocabulary), got shape {tuple(x.shape)}; "
+                             "flatten a language model's (B, L, V) logits with .flatten(0, 1) and keep "
+                             "the positions that count (e.g. logits.flatten(0, 1)[mask.flatten()]), "
+                             "or use .unsqueeze(0) for a single position")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} has no rows (shape {tuple(x.shape)}): no position was selected; "
+                             "check the mask that picks the positions to distil")
+        if x.shape[1] == 0:
+            raise ValueError(f"{name} has no vocabulary (shape {tuple(x.shape)}); each row needs the "
+                             "logits of at least one token")
+    return _float_tensor(name, x, ndim=2, layout="(positions, vocabulary)")
+
+
+def _check_same_positions(s, t):
+    if s.shape != t.shape:
+        raise ValueError(f"student_logits and teacher_logits must have the same shape (positions, "
+                         f"vocabulary), got {tuple(s.shape)} and {tuple(t.shape)}; both models must "
+                         "share one vocabulary, and the same positions must be selected from each")
 
 
 def _embeddings(name, x, *, min_batch, loss):

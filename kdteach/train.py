@@ -116,16 +116,42 @@ def loader_for(data, *, batch_size: int = 128, seed: int = 0, jitter: int = 0,
                device=None) -> DeviceLoader:
     """``data`` as a :class:`DeviceLoader` on ``device`` (a loader passes through as it is).
 
-    ``data`` is a :class:`Split`, an ``(images, labels)`` pair or a :class:`DeviceLoader`.
+    ``data`` is a :class:`Split`, an ``(images, labels)`` pair, a :class:`DeviceLoader`,
+    or any other *batch source*: an object with ``batches()`` and ``device``, such as
+    :class:`kdteach.text.WindowLoader` (token windows) or a source that generates its
+    batches, which passes through as it is.
     """
     if isinstance(data, DeviceLoader):
+        return data
+    if is_batch_source(data):
+        if jitter:
+            raise ValueError(f"jitter={jitter} shifts images, but data is a "
+                             f"{type(data).__name__}, which makes its own batches; use jitter=0.")
+        if device is not None and torch.device(device) != torch.device(data.device):
+            raise ValueError(f"device={device} but data makes its batches on {data.device}; "
+                             "build the batch source on the device you want, or pass device=None.")
         return data
     batch_size = checks.positive_int(batch_size, "batch_size")
     if is_pair(data):
         device = torch.device(device) if device is not None else config.device()
         return DeviceLoader(data, batch_size, seed=seed, jitter=jitter, device=device)
-    raise TypeError("data must be a kdteach.data.Split, an (images, labels) pair or a "
-                    f"DeviceLoader, got {type(data).__name__}.")
+    raise TypeError("data must be a kdteach.data.Split, an (images, labels) pair, a "
+                    "DeviceLoader or a batch source (an object with batches() and device, "
+                    f"e.g. kdteach.text.WindowLoader), got {type(data).__name__}.")
+
+
+def is_batch_source(data) -> bool:
+    """Whether ``data`` makes its own batches: it has ``batches()`` and a ``device``."""
+    return callable(getattr(data, "batches", None)) and hasattr(data, "device")
+
+
+def per_position(logits: torch.Tensor, targets: torch.Tensor):
+    """Logits and targets with one row per prediction: a language model's (B, L, V) logits
+    and (B, L) targets become (B·L, V) and (B·L,); an image batch's (B, C) and (B,) are
+    returned as they are. Cross-entropy and ``kd_loss`` then average over every position."""
+    if targets.dim() > 1:
+        return logits.flatten(0, -2), targets.flatten()
+    return logits, targets
 
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float, device: torch.device):
@@ -271,8 +297,15 @@ def _stop_if_not_finite(totals: dict, epoch: int, steps: int, every: int, last: 
 
 
 def _loss_and_accuracy(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> dict:
-    """A step's record for :func:`run_epochs`: summed loss and number of correct answers."""
-    return {"loss": loss.detach().float() * len(y), "acc": (logits.detach().argmax(1) == y).sum()}
+    """A step's record for :func:`run_epochs`: summed loss and number of correct answers.
+
+    For a language model ``y`` is (B, L): an example is a window, and its accuracy the share
+    of its L next tokens predicted right, so the epoch's ``train_acc`` is per token too.
+    """
+    correct = logits.detach().argmax(-1) == y  # (B,) or (B, L)
+    if correct.dim() > 1:
+        correct = correct.flatten(1).float().mean(1)
+    return {"loss": loss.detach().float() * len(y), "acc": correct.sum()}
 
 
 def _train_step(optimizer, loss: torch.Tensor) -> None:
@@ -341,6 +374,8 @@ def _check_label_range(labels: torch.Tensor, classes: int, name: str) -> None:
 
 
 def _eval_accuracy(model: nn.Module, eval_data, device) -> Callable[[], dict]:
+    if callable(eval_data):
+        return eval_data  # the caller's own measure, e.g. bits per character
     def accuracy() -> dict:
         if eval_data is None:
             return {"eval_acc": None}
@@ -376,11 +411,14 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
     """Train ``model`` on labelled ``data``; return its :class:`History`.
 
     Args:
-        data: a :class:`Split`, an ``(images, labels)`` pair or a :class:`DeviceLoader`.
-        loss: ``loss(logits, targets)``; cross-entropy by default.
+        data: a :class:`Split`, an ``(images, labels)`` pair, a :class:`DeviceLoader`, or a
+            batch source such as :class:`kdteach.text.WindowLoader` (see :func:`loader_for`).
+        loss: ``loss(logits, targets)``; cross-entropy by default (over every position for a
+            language model's (B, L, V) logits; a custom loss receives them as they are).
         schedule: ``"cosine"`` anneals the learning rate to 0 over ``epochs``; ``None`` keeps it.
         jitter: random shifts of up to this many pixels (on the device) each epoch.
-        eval_data: a held-out set whose accuracy is recorded after every epoch.
+        eval_data: a held-out set whose accuracy is recorded after every epoch, or a function
+            returning a dict of numbers to record instead (e.g. ``{"val_bpc": ...}``).
         compile: ``torch.compile`` the model first (pays off only for long GPU runs).
         check_values: run the losses' NaN/label-range checks (see :func:`_value_checks`).
     """
@@ -390,8 +428,9 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
     loader = loader_for(data, batch_size=batch_size, seed=seed, jitter=jitter, device=device)
     device = loader.device
     model.to(device)
-    _check_label_range(loader.labels, predict(model, loader.images[:1]).shape[1], "data")
-    criterion = loss or F.cross_entropy
+    if isinstance(loader, DeviceLoader):
+        _check_label_range(loader.labels, predict(model, loader.images[:1]).shape[1], "data")
+    criterion = loss or _cross_entropy
     forward = torch.compile(model) if compile else model
     opt = make_optimizer(model.parameters(), optimizer, lr, weight_decay, device)
     sched = make_scheduler(opt, schedule, epochs)
@@ -408,6 +447,10 @@ def fit(model: nn.Module, data, *, epochs: int = 5, lr: float = 1e-3, batch_size
     return run_epochs(step, loader, epochs=epochs, modules=[model], schedulers=[sched],
                       evaluate=_eval_accuracy(model, eval_data, device), progress=progress,
                       desc=f"fit {type(model).__name__}")
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(*per_position(logits, targets))
 
 
 def _shares_parameters(a: nn.Module, b: nn.Module) -> bool:
@@ -428,8 +471,8 @@ class _TeacherOutputs:
         self.teacher, self.features, self.amp = teacher, list(features), amp
         self.device = loader.device
         self.cached_logits, self.cached_features = None, {}
-        if loader.augmented:
-            return  # new inputs every epoch: the teacher runs on every batch
+        if not isinstance(loader, DeviceLoader) or loader.augmented:
+            return  # new inputs every epoch (or every batch): the teacher runs on every batch
         if self.features:
             # Sized from one example before anything is stored: float32 after predict().
             per_example = sum(4 * math.prod(shape[1:]) for shape in
@@ -493,7 +536,9 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
     checked = _value_checks(check_values, device, own_loss=loss is None)
     if loss is None:
         def loss(o: Outputs) -> torch.Tensor:
-            return kd_loss(o.student_logits, o.teacher_logits, o.targets, T=T, alpha=alpha)
+            s_logits, targets = per_position(o.student_logits, o.targets)
+            t_logits, _ = per_position(o.teacher_logits, o.targets)
+            return kd_loss(s_logits, t_logits, targets, T=T, alpha=alpha)
     forward = torch.compile(student) if compile else student
     params = [p for m in (student, *extra_modules) for p in m.parameters()]
     opt = make_optimizer(params, optimizer, lr, weight_decay, device)

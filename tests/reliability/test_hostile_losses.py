@@ -6,11 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+import math
+
 from kdteach.losses import (
     at_loss,
     attention_map,
+    generalized_jsd,
     hint_loss,
     kd_loss,
+    reverse_kl,
     rkd_angle_loss,
     rkd_distance_loss,
     softmax_t,
@@ -134,3 +138,57 @@ def test_rkd_angle_loss_gradient_for_a_repeated_sample_stays_small():
     rkd_angle_loss(s, randn(4, 4, seed=14)).backward()
     assert s.grad.abs().max() < 10
 
+
+# -- per-position losses (reverse_kl, generalized_jsd): what a plain implementation gets wrong --
+
+@pytest.mark.parametrize("beta", [1e-6, 1e-5, 1 - 1e-5, 1 - 1e-6])
+def test_generalized_jsd_near_beta_0_or_1_keeps_its_digits_in_float32(beta):
+    # Computing log m - log p_s as a difference of two float32 logarithms of size ~1 leaves an
+    # error of ~1e-7 in a number of size ~beta: at these betas the loss came out 0.06-0.2 % off.
+    s, t = randn(64, 65, seed=15) * 2, randn(64, 65, seed=16) * 2
+    exact = generalized_jsd(s.double(), t.double(), beta=beta).item()
+    assert generalized_jsd(s, t, beta=beta).item() == pytest.approx(exact, rel=1e-4)
+
+
+def test_per_position_losses_where_the_students_probability_underflows_to_0():
+    # p_s = (1, 0) in float32 (logits 1e30 apart), p_t = (1/2, 1/2): no log(0), no 0 * inf.
+    s = torch.tensor([[1e30, 0.0]])
+    t = torch.zeros(1, 2)
+    assert reverse_kl(s, t).item() == pytest.approx(math.log(2), rel=1e-6)
+    # beta = 1/2: m = (3/4, 1/4); 1/2 KL(p_t || m) + 1/2 KL(p_s || m).
+    expected = 0.5 * (0.5 * math.log(2 / 3) + 0.5 * math.log(2)) + 0.5 * math.log(4 / 3)
+    assert generalized_jsd(s, t).item() == pytest.approx(expected, rel=1e-6)
+    for beta in (0.0, 0.5, 1.0):
+        assert finite_with_finite_grad(generalized_jsd, s, t, beta=beta)
+    assert finite_with_finite_grad(reverse_kl, s, t)
+
+
+def test_language_model_logits_of_shape_B_L_V_are_refused_with_the_flatten_hint():
+    with pytest.raises(ValueError, match=r"student_logits must be 2-D.*got shape \(2, 3, 5\).*\.flatten\(0, 1\)"):
+        reverse_kl(randn(2, 3, 5), randn(2, 3, 5))
+
+
+def test_per_position_losses_refuse_an_empty_selection_of_positions():
+    # A mask that selects nothing gives (0, V) logits; the mean over no rows would be NaN.
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    s, t = randn(2, 3, 5).flatten(0, 1)[mask.flatten()], randn(2, 3, 5).flatten(0, 1)[mask.flatten()]
+    with pytest.raises(ValueError, match="student_logits has no rows.*no position was selected"):
+        generalized_jsd(s, t)
+
+
+def test_per_position_losses_refuse_an_empty_vocabulary_instead_of_returning_0():
+    with pytest.raises(ValueError, match=r"student_logits has no vocabulary \(shape \(4, 0\)\)"):
+        reverse_kl(torch.zeros(4, 0), torch.zeros(4, 0))
+
+
+@pytest.mark.parametrize("beta", [float("nan"), float("inf"), -1e-12, 1 + 1e-12])
+def test_generalized_jsd_refuses_beta_outside_0_1_instead_of_a_nan(beta):
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\]"):
+        generalized_jsd(S, T, beta=beta)
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e20, 1e200])
+def test_per_position_losses_refuse_temperatures_outside_the_range(temperature):
+    for loss in (reverse_kl, generalized_jsd):
+        with pytest.raises(ValueError, match=r"T must be between 0\.001 and 10000"):
+            loss(S, T, T=temperature)

@@ -48,10 +48,34 @@ def test_default_profile_is_quick_without_cuda(monkeypatch, no_cuda):
     assert config.profile() is config.QUICK
 
 
-def test_default_profile_is_full_with_cuda(monkeypatch, with_cuda):
+def test_default_profile_is_quick_with_cuda_too(monkeypatch, with_cuda):
+    # full is opt-in: a GPU alone must not start hours of paper-scale runs
     monkeypatch.setenv("KDTEACH_PROFILE", "   ")  # blank counts as unset
-    assert config.profile_name() == "full"
-    assert config.profile() is config.FULL
+    assert config.profile_name() == "quick"
+    assert config.profile() is config.QUICK
+
+
+@pytest.mark.parametrize("value, first", [(None, 0), ("", 0), ("3", 3), (" 12 ", 12)])
+def test_seeds_start_at_kdteach_seed(monkeypatch, value, first):
+    if value is None:
+        monkeypatch.delenv("KDTEACH_SEED", raising=False)
+    else:
+        monkeypatch.setenv("KDTEACH_SEED", value)
+    assert config.base_seed() == first
+    assert config.seeds(3) == [first, first + 1, first + 2]
+
+
+@pytest.mark.parametrize("value", ["three", "1.5", "-1"])
+def test_bad_kdteach_seed_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("KDTEACH_SEED", value)
+    with pytest.raises(ValueError, match="KDTEACH_SEED"):
+        config.base_seed()
+
+
+@pytest.mark.parametrize("n", [0, -2, 1.5, True, "3"])
+def test_seeds_needs_a_positive_count(n):
+    with pytest.raises(ValueError, match="n must be"):
+        config.seeds(n)
 
 
 def test_profile_is_reread_on_every_call(monkeypatch):

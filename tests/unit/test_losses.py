@@ -24,7 +24,9 @@ from kdteach.losses import (
     dml_loss,
     hint_loss,
     kd_loss,
+    generalized_jsd,
     label_smoothing_loss,
+    reverse_kl,
     rkd_angle_loss,
     rkd_distance_loss,
     softmax_t,
@@ -83,6 +85,53 @@ def py_kd(s, t, y, T, alpha):
         return soft
     hard = sum(py_ce(s[b], y[b]) for b in range(B)) / B
     return alpha * hard + (1 - alpha) * soft
+
+
+def py_reverse_kl(s, t, T):
+    """T^2 * mean over rows of KL(p_s || p_t), with Python loops."""
+    N = len(s)
+    return T * T * sum(py_kl(py_softmax(s[n], T), py_softmax(t[n], T)) for n in range(N)) / N
+
+
+def py_jsd(s, t, beta, T):
+    """T^2 * mean over rows of beta KL(p_t || m) + (1 - beta) KL(p_s || m), m = beta p_t + (1 - beta) p_s.
+
+    The formula as written, endpoints included: at beta = 0 or 1 it gives 0."""
+    total = 0.0
+    for s_row, t_row in zip(s, t):
+        p_s, p_t = py_softmax(s_row, T), py_softmax(t_row, T)
+        m = [beta * a + (1 - beta) * b for a, b in zip(p_t, p_s)]
+        total += beta * py_kl(p_t, m) + (1 - beta) * py_kl(p_s, m)
+    return T * T * total / len(s)
+
+
+def py_binary_entropy(beta):
+    return -sum(w * math.log(w) for w in (beta, 1 - beta) if w > 0)
+
+
+def torch_probs(z, T):
+    """softmax(z / T) the long way: exp over the sum, in float64 (no log_softmax anywhere)."""
+    e = torch.exp((z - z.max(dim=1, keepdim=True).values) / T)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def entropy_form_jsd(s, t, beta, T):
+    """A second formulation, in torch so autograd can differentiate it:
+    JSD_beta = H(m) - beta H(p_t) - (1 - beta) H(p_s), with H(p) = -sum p log p.
+    The endpoints are the two KLs, written as cross-entropy minus entropy."""
+    p_s, p_t = torch_probs(s, T), torch_probs(t, T)
+
+    def plogq(p, q):  # sum_v p_v log q_v, with 0 log(anything) = 0
+        return torch.where(p > 0, p * torch.log(torch.where(p > 0, q, 1.0)), 0.0).sum(dim=1)
+
+    if beta == 0:
+        per_row = plogq(p_t, p_t) - plogq(p_t, p_s)
+    elif beta == 1:
+        per_row = plogq(p_s, p_s) - plogq(p_s, p_t)
+    else:
+        m = beta * p_t + (1 - beta) * p_s
+        per_row = -plogq(m, m) + beta * plogq(p_t, p_t) + (1 - beta) * plogq(p_s, p_s)
+    return T**2 * per_row.mean()
 
 
 def py_rkd_distance(s, t):
@@ -266,6 +315,243 @@ def test_kd_loss_is_float32_for_half_inputs_and_under_autocast():
     assert out.dim() == 0 and out.dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert kd_loss(s, t, y).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------
+# reverse_kl and generalized_jsd (per-position divergences for language models)
+# ---------------------------------------------------------------------------
+# Two-class rows used by hand: logits (0, 0) give (1/2, 1/2); (0, ln 3) give (1/4, 3/4).
+HALF = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+QUARTER = torch.tensor([[0.0, LN3]], dtype=torch.float64)
+
+
+def test_reverse_kl_hand_value():
+    # KL(p_s || p_t) with p_s = (1/2, 1/2), p_t = (1/4, 3/4): 1/2 ln 2 + 1/2 ln(2/3) = ln 2 - 1/2 ln 3.
+    close(reverse_kl(HALF, QUARTER), LN2 - 0.5 * LN3)
+    # The forward KL of the same pair is a different number: 1/4 ln(1/2) + 3/4 ln(3/2).
+    forward = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    close(kd_loss(HALF, QUARTER, T=1.0), forward)
+    assert abs(forward - (LN2 - 0.5 * LN3)) > 0.01
+    # At T = 2 the teacher needs logits (0, 2 ln 3) for the same p_t, and the value is times T^2 = 4.
+    close(reverse_kl(HALF, 2 * QUARTER, T=2.0), 4 * (LN2 - 0.5 * LN3))
+
+
+def test_reverse_kl_matches_python_loops_and_is_kd_loss_with_the_roles_swapped():
+    s, t = randn(5, 4, seed=60) * 2, randn(5, 4, seed=61) * 2
+    close(reverse_kl(s, t, T=3.0), py_reverse_kl(s.tolist(), t.tolist(), T=3.0))
+    assert torch.equal(reverse_kl(s, t, T=3.0), kd_loss(t, s, T=3.0))  # KL(p_s || p_t) either way
+
+
+def test_reverse_kl_gradient_matches_analytic_formula():
+    # d/ds_j [T^2 KL(p_s || p_t)] per row = T p_s,j (log p_s,j - log p_t,j - KL(p_s || p_t)), over N rows.
+    N, T = 6, 2.5
+    s = randn(N, 5, seed=62).requires_grad_(True)
+    t = randn(N, 5, seed=63) * 2
+    reverse_kl(s, t, T=T).backward()
+    log_ps, log_pt = torch.log(torch_probs(s.detach(), T)), torch.log(torch_probs(t, T))
+    kl = (log_ps.exp() * (log_ps - log_pt)).sum(dim=1, keepdim=True)
+    close(s.grad, T * log_ps.exp() * (log_ps - log_pt - kl) / N, tol=1e-12)
+
+
+def test_generalized_jsd_hand_values():
+    # p_s = (1/2, 1/2), p_t = (1/4, 3/4). beta = 1/2: m = (3/8, 5/8);
+    # KL(p_t || m) = 1/4 ln(2/3) + 3/4 ln(6/5), KL(p_s || m) = 1/2 ln(4/3) + 1/2 ln(4/5).
+    kl_t = 0.25 * math.log(2 / 3) + 0.75 * math.log(6 / 5)
+    kl_s = 0.5 * math.log(4 / 3) + 0.5 * math.log(4 / 5)
+    close(generalized_jsd(HALF, QUARTER), 0.5 * kl_t + 0.5 * kl_s)
+    # beta = 1/4: m = (7/16, 9/16).
+    kl_t = 0.25 * math.log(4 / 7) + 0.75 * math.log(4 / 3)
+    kl_s = 0.5 * math.log(8 / 7) + 0.5 * math.log(8 / 9)
+    close(generalized_jsd(HALF, QUARTER, beta=0.25), 0.25 * kl_t + 0.75 * kl_s)
+    close(generalized_jsd(HALF, 2 * QUARTER, beta=0.25, T=2.0), 4 * (0.25 * kl_t + 0.75 * kl_s))
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.25, 0.1, 1e-3])
+def test_generalized_jsd_of_disjoint_distributions_is_the_binary_entropy_of_beta(beta):
+    # p_s = (1, 0), p_t = (0, 1) exactly (e^-10000 underflows to 0): m = (1 - beta, beta), so
+    # KL(p_t || m) = -ln beta and KL(p_s || m) = -ln(1 - beta): JSD = H(beta), its largest value.
+    s = torch.tensor([[0.0, -1e4]], dtype=torch.float64)
+    t = torch.tensor([[-1e4, 0.0]], dtype=torch.float64)
+    h = -beta * math.log(beta) - (1 - beta) * math.log(1 - beta)
+    close(generalized_jsd(s, t, beta=beta), h)
+    close(generalized_jsd(s, t, beta=beta, T=2.0), 4 * h)
+    assert h <= LN2 + 1e-15
+
+
+def test_a_token_the_student_gives_probability_zero_adds_zero():
+    # p_s = (1, 0) exactly, p_t = (1/2, 1/2): KL(p_s || p_t) = ln 2 (the 0 log 0 term is 0, not NaN).
+    s = torch.tensor([[0.0, -1e4]], dtype=torch.float64, requires_grad=True)
+    t = torch.zeros(1, 2, dtype=torch.float64)
+    loss = reverse_kl(s, t)
+    close(loss, LN2)
+    loss.backward()
+    assert torch.isfinite(s.grad).all()
+    # beta = 1/2: m = (3/4, 1/4); KL(p_t || m) = 1/2 ln(2/3) + 1/2 ln 2, KL(p_s || m) = ln(4/3).
+    s.grad = None
+    loss = generalized_jsd(s, t)
+    close(loss, 0.5 * (0.5 * math.log(2 / 3) + 0.5 * LN2) + 0.5 * math.log(4 / 3))
+    loss.backward()
+    assert torch.isfinite(s.grad).all()
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.2, 0.9, 1e-3, 1 - 1e-3])
+@pytest.mark.parametrize("T", [1.0, 3.0])
+def test_generalized_jsd_matches_python_loops_and_the_entropy_form(beta, T):
+    s, t = randn(6, 5, seed=64) * 2, randn(6, 5, seed=65) * 2
+    got = generalized_jsd(s, t, beta=beta, T=T)
+    close(got, py_jsd(s.tolist(), t.tolist(), beta, T), tol=1e-10)
+    close(got, entropy_form_jsd(s, t, beta, T), tol=1e-10)
+
+
+def test_generalized_jsd_endpoints_are_exactly_the_forward_and_the_reverse_kl():
+    s, t = randn(5, 7, seed=66) * 2, randn(5, 7, seed=67) * 2
+    for T in (1.0, 4.0):
+        for zero in (0, 0.0, np.float64(0.0)):
+            assert torch.equal(generalized_jsd(s, t, beta=zero, T=T), kd_loss(s, t, T=T))  # KL(p_t || p_s)
+        for one in (1, 1.0, np.float32(1.0)):
+            assert torch.equal(generalized_jsd(s, t, beta=one, T=T), reverse_kl(s, t, T=T))  # KL(p_s || p_t)
+        close(generalized_jsd(s, t, beta=0, T=T), py_kd(s.tolist(), t.tolist(), None, T, None))
+        close(generalized_jsd(s, t, beta=1, T=T), py_reverse_kl(s.tolist(), t.tolist(), T))
+    # The formula itself gives 0 at both ends: the endpoints are special cases, not its values.
+    assert py_jsd(s.tolist(), t.tolist(), 0.0, 1.0) == 0.0
+    assert py_jsd(s.tolist(), t.tolist(), 1.0, 1.0) == 0.0
+
+
+# The limit beta -> 0. With m = p_s + beta d, d = p_t - p_s, and log(1 + x) = x - x^2/2 + O(x^3):
+#   KL(p_t || m) = KL(p_t || p_s) - beta chi2 + O(beta^2),     chi2 = chi^2(p_t || p_s) = sum d^2 / p_s
+#   KL(p_s || m) = -sum p_s log(1 + beta d / p_s) = (beta^2 / 2) chi2 + O(beta^3)   (sum d = 0)
+# so   JSD_beta / beta = KL(p_t || p_s) - (beta / 2) chi2 + O(beta^2)  ->  KL(p_t || p_s),
+# the forward KL that beta = 0 returns; mirror-wise JSD_beta / (1 - beta) -> KL(p_s || p_t) as beta -> 1.
+
+def forward_kl_and_chi2(s, t, T=1.0):
+    """Row means of KL(p_t || p_s) and chi^2(p_t || p_s), the long way in float64."""
+    p_s, p_t = torch_probs(s, T), torch_probs(t, T)
+    kl = (p_t * torch.log(p_t / p_s)).sum(dim=1).mean().item()
+    chi2 = ((p_t - p_s) ** 2 / p_s).sum(dim=1).mean().item()
+    return kl, chi2
+
+
+@pytest.mark.parametrize("beta", [1e-4, 1e-5, 1e-6])
+def test_generalized_jsd_over_beta_tends_to_the_forward_kl_as_beta_goes_to_0(beta):
+    s, t = randn(4, 6, seed=68), randn(4, 6, seed=69)  # moderate: beta * max(p_t / p_s) << 1
+    kl, chi2 = forward_kl_and_chi2(s, t)
+    ratio = generalized_jsd(s, t, beta=beta).item() / beta
+    assert abs(ratio - kl) <= beta * chi2  # it approaches the forward KL ...
+    # ... at the rate the expansion says; the next term is O(beta) relative to this one
+    # (the floor of 1e-4 leaves room for rounding, which grows like 1 / beta^2 here).
+    rate = (ratio - kl) / beta
+    assert abs(rate / (-chi2 / 2) - 1) <= 100 * beta + 1e-4, (rate, -chi2 / 2)
+    # And the mirror image: reverse KL as beta -> 1, with chi^2(p_s || p_t).
+    rkl, chi2_back = forward_kl_and_chi2(t, s)
+    ratio = generalized_jsd(s, t, beta=1 - beta).item() / beta
+    assert abs(ratio - rkl) <= beta * chi2_back
+    rate = (ratio - rkl) / beta
+    assert abs(rate / (-chi2_back / 2) - 1) <= 100 * beta + 1e-4, (rate, -chi2_back / 2)
+
+
+def test_generalized_jsd_jumps_in_size_at_beta_0():
+    # Documented behaviour: beta = 1e-9 gives ~1e-9 times what beta = 0 gives.
+    s, t = randn(4, 6, seed=70), randn(4, 6, seed=71)
+    close(generalized_jsd(s, t, beta=1e-9) / generalized_jsd(s, t, beta=0), 1e-9, tol=1e-11)
+
+
+def test_generalized_jsd_gradient_over_beta_tends_to_the_forward_kl_gradient():
+    # d/ds [T^2 KL(p_t || p_s)] = T (p_s - p_t) / N, the forward KL's gradient.
+    N, T, beta = 4, 2.0, 1e-6
+    s = randn(N, 5, seed=72).requires_grad_(True)
+    t = randn(N, 5, seed=73)
+    generalized_jsd(s, t, beta=beta, T=T).backward()
+    forward = T * (torch_probs(s.detach(), T) - torch_probs(t, T)) / N
+    close(s.grad / beta, forward, tol=1e-5)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1e-3, 0.3, 0.5, 0.8, 1.0])
+@pytest.mark.parametrize("T", [1.0, 2.5])
+def test_generalized_jsd_gradient_matches_autograd_of_the_entropy_form(beta, T):
+    s = randn(5, 6, seed=74).requires_grad_(True)
+    t = randn(5, 6, seed=75) * 2
+    generalized_jsd(s, t, beta=beta, T=T).backward()
+    ours, s.grad = s.grad, None
+    entropy_form_jsd(s, t, beta, T).backward()
+    close(ours, s.grad, tol=1e-10)
+
+
+def test_generalized_jsd_gradient_matches_analytic_formula():
+    # dJSD/dp_s,v = (1 - beta) log(p_s,v / m_v); through the softmax of s / T, times T^2, over N rows:
+    # grad = T (1 - beta) p_s (r - sum_v p_s,v r_v) / N with r = log(p_s / m).
+    N, T, beta = 5, 1.5, 0.3
+    s = randn(N, 4, seed=76).requires_grad_(True)
+    t = randn(N, 4, seed=77) * 2
+    generalized_jsd(s, t, beta=beta, T=T).backward()
+    p_s, p_t = torch_probs(s.detach(), T), torch_probs(t, T)
+    r = torch.log(p_s / (beta * p_t + (1 - beta) * p_s))
+    close(s.grad, T * (1 - beta) * p_s * (r - (p_s * r).sum(dim=1, keepdim=True)) / N, tol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [lambda s, t: reverse_kl(s, t, T=2.0)]
+                         + [lambda s, t, b=b: generalized_jsd(s, t, beta=b, T=2.0) for b in (0.0, 0.3, 1.0)],
+                         ids=["reverse_kl", "jsd_beta_0", "jsd_beta_0.3", "jsd_beta_1"])
+def test_per_position_losses_pass_gradcheck(loss):
+    s = randn(3, 5, seed=78).requires_grad_(True)
+    t = randn(3, 5, seed=79)
+    assert torch.autograd.gradcheck(lambda x: loss(x, t), (s,), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", [reverse_kl, generalized_jsd])
+def test_per_position_losses_carry_the_T_squared_factor(loss):
+    s, t = randn(6, 8, seed=80) * 3, randn(6, 8, seed=81) * 3
+    for T in (0.5, 2.0, 7.0):
+        close(loss(s, t, T=T), T**2 * loss(s / T, t / T, T=1.0).item(), tol=1e-12)
+    # With the factor, the gradient keeps about the same size from T = 10 to T = 20.
+    s = (s[:, :] * 0.2).requires_grad_(True)
+
+    def grad_norm(T):
+        s.grad = None
+        loss(s, t * 0.2, T=T).backward()
+        return s.grad.norm().item()
+
+    assert abs(grad_norm(20.0) / grad_norm(10.0) - 1) < 0.01
+
+
+@pytest.mark.parametrize("call", [lambda s, t: reverse_kl(s, t, T=2.0)]
+                         + [lambda s, t, b=b: generalized_jsd(s, t, beta=b) for b in (0, 0.5, 1)],
+                         ids=["reverse_kl", "jsd_beta_0", "jsd_beta_0.5", "jsd_beta_1"])
+def test_per_position_losses_send_no_gradient_to_the_teacher(call):
+    s = randn(4, 3, seed=82).requires_grad_(True)
+    t = randn(4, 3, seed=83).requires_grad_(True)
+    call(s, t).backward()
+    assert s.grad is not None and t.grad is None
+
+
+def test_per_position_losses_average_over_the_selected_positions():
+    # The way a notebook calls them: (B, L, V) logits, flattened, a mask picking positions.
+    # The loss is the mean of the per-position losses over the selected positions only.
+    s, t = randn(2, 5, 7, seed=84), randn(2, 5, 7, seed=85)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    flat_s, flat_t = s.flatten(0, 1)[mask.flatten()], t.flatten(0, 1)[mask.flatten()]
+    rows = [(b, i) for b in range(2) for i in range(5) if mask[b, i]]
+    for loss in (reverse_kl, lambda a, b: generalized_jsd(a, b, beta=0.3)):
+        per_position = [loss(s[b, i][None], t[b, i][None]).item() for b, i in rows]
+        close(loss(flat_s, flat_t), sum(per_position) / len(rows), tol=1e-12)
+
+
+def test_per_position_losses_are_float32_for_half_inputs_and_under_autocast():
+    s, t = randn(4, 5, seed=86, dtype=torch.float32), randn(4, 5, seed=87, dtype=torch.float32)
+    for loss in (reverse_kl, generalized_jsd):
+        out = loss(s.half(), t.bfloat16())
+        assert out.dim() == 0 and out.dtype == torch.float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under = loss(s, t)
+        assert under.dtype == torch.float32
+        close(under, loss(s, t).item(), tol=1e-6)
+
+
+def test_beta_and_T_are_keyword_only():
+    s, t = randn(2, 3, seed=88), randn(2, 3, seed=89)
+    with pytest.raises(TypeError):
+        generalized_jsd(s, t, 0.5)  # beta and T cannot be swapped by position
+    with pytest.raises(TypeError):
+        reverse_kl(s, t, 2.0)
 
 
 # ---------------------------------------------------------------------------
@@ -563,6 +849,41 @@ BAD_INPUTS = {
     "smoothing high": (lambda: label_smoothing_loss(S, Y, smoothing=1.5), ValueError, "smoothing must be in"),
     "smoothing type": (lambda: label_smoothing_loss(S, Y, smoothing="a"), TypeError, "smoothing must be a real"),
     "smoothing logits 1-D": (lambda: label_smoothing_loss(S[0], Y), ValueError, "logits must be 2-D"),
+    # reverse_kl
+    "rkl T zero": (lambda: reverse_kl(S, TT, T=0), ValueError, r"\bT must be"),
+    "rkl T too high": (lambda: reverse_kl(S, TT, T=1e5), ValueError, r"T must be between 0\.001 and 10000"),
+    "rkl T string": (lambda: reverse_kl(S, TT, T="1"), TypeError, r"\bT must be a real number"),
+    "rkl T bool": (lambda: reverse_kl(S, TT, T=True), TypeError, r"\bT must be a real number"),
+    "rkl batch mismatch": (lambda: reverse_kl(S, TT[:3]), ValueError,
+                           r"student_logits and teacher_logits must have the same shape .*\(4, 5\) and \(3, 5\)"),
+    "rkl vocab mismatch": (lambda: reverse_kl(S, torch.randn(4, 6)), ValueError, "share one vocabulary"),
+    "rkl student 3-D": (lambda: reverse_kl(S[None], TT[None]), ValueError,
+                        r"student_logits must be 2-D \(positions, vocabulary\).*\.flatten\(0, 1\)"),
+    "rkl teacher 1-D": (lambda: reverse_kl(S, TT[0]), ValueError, "teacher_logits must be 2-D"),
+    "rkl student 0-D": (lambda: reverse_kl(S[0, 0], TT), ValueError, "student_logits must be 2-D"),
+    "rkl no positions": (lambda: reverse_kl(S[:0], TT[:0]), ValueError, "student_logits has no rows.*no position was selected"),
+    "rkl no vocabulary": (lambda: reverse_kl(S[:, :0], TT[:, :0]), ValueError, "student_logits has no vocabulary"),
+    "rkl student int": (lambda: reverse_kl(S.long(), TT), TypeError, "student_logits must be a floating-point"),
+    "rkl teacher list": (lambda: reverse_kl(S, TT.tolist()), TypeError, "teacher_logits must be a torch.Tensor"),
+    "rkl student nan": (lambda: reverse_kl(NAN, TT), ValueError, "student_logits contains NaN"),
+    "rkl teacher inf": (lambda: reverse_kl(S, INF), ValueError, "teacher_logits contains NaN or infinite"),
+    # generalized_jsd
+    "jsd beta high": (lambda: generalized_jsd(S, TT, beta=1.5), ValueError, r"beta must be a number in \[0, 1\], got 1\.5"),
+    "jsd beta negative": (lambda: generalized_jsd(S, TT, beta=-0.1), ValueError, r"beta must be a number in \[0, 1\]"),
+    "jsd beta nan": (lambda: generalized_jsd(S, TT, beta=float("nan")), ValueError, r"beta must be a number in \[0, 1\], got nan"),
+    "jsd beta inf": (lambda: generalized_jsd(S, TT, beta=float("inf")), ValueError, r"beta must be a number in \[0, 1\]"),
+    "jsd beta string": (lambda: generalized_jsd(S, TT, beta="0.5"), TypeError, "beta must be a real number"),
+    "jsd beta bool": (lambda: generalized_jsd(S, TT, beta=True), TypeError, "beta must be a real number"),
+    "jsd beta None": (lambda: generalized_jsd(S, TT, beta=None), TypeError, "beta must be a real number"),
+    "jsd beta tensor": (lambda: generalized_jsd(S, TT, beta=torch.tensor(0.5)), TypeError, "beta must be a real number"),
+    "jsd T low": (lambda: generalized_jsd(S, TT, T=1e-4), ValueError, r"T must be between 0\.001 and 10000"),
+    "jsd T nan": (lambda: generalized_jsd(S, TT, T=float("nan")), ValueError, r"\bT must be"),
+    "jsd T bool": (lambda: generalized_jsd(S, TT, T=False), TypeError, r"\bT must be a real number"),
+    "jsd shape": (lambda: generalized_jsd(S, TT[:, :4]), ValueError, "student_logits and teacher_logits must have the same shape"),
+    "jsd teacher 3-D": (lambda: generalized_jsd(S, TT[None]), ValueError, r"teacher_logits must be 2-D.*\.flatten\(0, 1\)"),
+    "jsd student bool": (lambda: generalized_jsd(S > 0, TT), TypeError, "student_logits must be a floating-point"),
+    "jsd student nan": (lambda: generalized_jsd(NAN, TT, beta=0.3), ValueError, "student_logits contains NaN"),
+    "jsd teacher nan at beta 0": (lambda: generalized_jsd(S, NAN, beta=0), ValueError, "teacher_logits contains NaN"),
 }
 
 
@@ -582,6 +903,18 @@ def test_value_checks_can_be_switched_off_for_a_block():
     assert losses.value_checks_enabled()  # restored when the block ends
     with pytest.raises(ValueError, match="NaN"):
         kd_loss(NAN, TT)
+
+
+def test_value_checks_switch_off_the_nan_check_of_the_per_position_losses_too():
+    with losses.value_checks(False):
+        assert torch.isnan(reverse_kl(NAN, TT))
+        assert torch.isnan(generalized_jsd(S, NAN, beta=0.3))
+        with pytest.raises(ValueError, match="student_logits must be 2-D"):  # shape checks stay
+            generalized_jsd(S[None], TT[None])
+        with pytest.raises(ValueError, match="beta must be"):  # so do argument checks
+            generalized_jsd(S, TT, beta=2.0)
+    with pytest.raises(ValueError, match="teacher_logits contains NaN"):
+        generalized_jsd(S, NAN, beta=0.3)
 
 
 def test_value_checks_are_restored_after_an_error_and_nest():
@@ -729,6 +1062,94 @@ def test_property_kd_loss_of_a_split_batch_is_the_size_weighted_mean(s, data, T,
         assert whole == pytest.approx((k * first + (B - k) * second) / B, rel=1e-9, abs=1e-12 * max(1.0, T**2))
 
 
+# beta on a grid of k / 2^20: 1 - beta is then exact, so JSD_beta and JSD_{1 - beta} meet the
+# same two numbers, and the ends 0 and 1 come up as often as Hypothesis likes.
+BETA_STEPS = 2**20
+betas = st.integers(0, BETA_STEPS).map(lambda k: k / BETA_STEPS)
+inner_betas = st.integers(1, BETA_STEPS - 1).map(lambda k: k / BETA_STEPS)
+
+
+def teacher_like(data, s):
+    return torch.from_numpy(data.draw(hnp.arrays(np.float64, s.shape, elements=st.floats(-30, 30))))
+
+
+def binary_entropy(beta):
+    return -sum(w * math.log(w) for w in (beta, 1 - beta) if w > 0)
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, betas)
+def test_property_per_position_losses_are_never_negative_and_jsd_is_bounded(s, data, T, beta):
+    """KL >= 0 and JSD_beta >= 0; inside (0, 1), JSD_beta <= H(beta) = -beta ln beta - (1 - beta) ln(1 - beta)
+    (each KL to the mixture is at most -ln of its weight), times T^2."""
+    t, s = teacher_like(data, s), torch.from_numpy(s)
+    tol = 1e-12 * max(1.0, T**2)
+    assert reverse_kl(s, t, T=T).item() >= -tol
+    jsd = generalized_jsd(s, t, beta=beta, T=T).item()
+    assert jsd >= -tol
+    if 0 < beta < 1:
+        assert jsd <= T**2 * binary_entropy(beta) * (1 + 1e-12) + tol
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, betas)
+def test_property_per_position_losses_are_zero_exactly_when_the_distributions_agree(s, data, T, beta):
+    """Zero when t = s + a constant per row (p_t = p_s), positive when the softened distributions differ."""
+    shifts = data.draw(hnp.arrays(np.float64, (len(s), 1), elements=st.floats(-100, 100)))
+    s_t, same = torch.from_numpy(s), torch.from_numpy(s + shifts)
+    tol = 1e-9 * max(1.0, T**2)
+    assert abs(reverse_kl(s_t, same, T=T).item()) <= tol
+    assert abs(generalized_jsd(s_t, same, beta=beta, T=T).item()) <= tol
+
+    t = teacher_like(data, s)
+    if (softmax_t(s_t, T=T) - softmax_t(t, T=T)).abs().max() > 1e-4:
+        assert reverse_kl(s_t, t, T=T).item() > 0
+        assert generalized_jsd(s_t, t, beta=beta, T=T).item() > 0
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, betas)
+def test_property_jsd_with_the_roles_swapped_is_jsd_with_one_minus_beta(s, data, T, beta):
+    """JSD_beta(student s, teacher t) = JSD_{1 - beta}(student t, teacher s): m, and the two weighted
+    KLs, are the same ones; at the ends, forward KL(p_t || p_s) = reverse KL with the roles swapped."""
+    t, s = teacher_like(data, s), torch.from_numpy(s)
+    swapped = generalized_jsd(t, s, beta=1 - beta, T=T).item()
+    assert generalized_jsd(s, t, beta=beta, T=T).item() == pytest.approx(swapped, rel=1e-9, abs=1e-12 * max(1.0, T**2))
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures, inner_betas)
+def test_property_jsd_matches_the_entropy_form_and_its_gradient(s, data, T, beta):
+    """Inside (0, 1), value and gradient agree with H(m) - beta H(p_t) - (1 - beta) H(p_s) computed
+    from plain softmax probabilities and differentiated by autograd."""
+    t = teacher_like(data, s)
+    s = torch.from_numpy(s).requires_grad_(True)
+    ours = generalized_jsd(s, t, beta=beta, T=T)
+    ours.backward()
+    ours_grad, s.grad = s.grad, None
+    theirs = entropy_form_jsd(s, t, beta, T)
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-7, abs=1e-12 * max(1.0, T**2))
+    np.testing.assert_allclose(ours_grad.numpy(), s.grad.numpy(), rtol=1e-6, atol=1e-10 * max(1.0, T))
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(min_rows=2, max_rows=8), st.data(), temperatures, betas)
+def test_property_per_position_losses_of_a_split_batch_are_the_size_weighted_mean(s, data, T, beta):
+    """Averaged over rows (positions): the loss of N rows is the size-weighted mean of the losses of
+    two parts, so a sequence's loss does not grow with its length."""
+    t, s, N = teacher_like(data, s), torch.from_numpy(s), len(s)
+    k = data.draw(st.integers(1, N - 1))
+    for loss in (lambda a, b: reverse_kl(a, b, T=T), lambda a, b: generalized_jsd(a, b, beta=beta, T=T)):
+        whole, first, second = loss(s, t).item(), loss(s[:k], t[:k]).item(), loss(s[k:], t[k:]).item()
+        assert whole == pytest.approx((k * first + (N - k) * second) / N, rel=1e-9, abs=1e-12 * max(1.0, T**2))
+
+
 def embedding_pairs(min_batch):
     """Student (B, D) and teacher (B, D') float64 embeddings in [-10, 10], B in [min_batch, 6]."""
     return st.tuples(st.integers(min_batch, 6), st.integers(1, 5), st.integers(1, 5)).flatmap(
@@ -799,6 +1220,18 @@ def test_property_kd_loss_and_softmax_t_are_finite_over_the_supported_range(data
     close(softmax_t(s, T=T).sum(dim=1), np.ones(B), tol=1e-5)
     assert finite_value_and_gradient(dml_loss, s, [t], y)
     assert finite_value_and_gradient(label_smoothing_loss, s, y, smoothing=alpha)
+
+
+@property_test
+@WHOLE_RANGE
+@given(st.data(), temperatures, st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)))
+def test_property_per_position_losses_are_finite_over_the_supported_range(data, T, beta):
+    """For 1e-3 <= T <= 1e4, 0 <= beta <= 1 and float32 logits up to 1e30 in size (tokens whose
+    probability underflows to 0 included): finite reverse_kl and generalized_jsd, finite gradients."""
+    N, V = data.draw(st.integers(1, 4)), data.draw(st.integers(2, 5))
+    s, t = data.draw(wide_arrays((N, V))), data.draw(wide_arrays((N, V)))
+    assert finite_value_and_gradient(reverse_kl, s, t, T=T)
+    assert finite_value_and_gradient(generalized_jsd, s, t, beta=beta, T=T)
 
 
 attention_powers = st.one_of(st.sampled_from([1, 2, 4, losses.P_MAX]), st.floats(losses.P_MIN, losses.P_MAX))

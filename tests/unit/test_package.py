@@ -15,7 +15,7 @@ MODULES = {p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
 
 #: Modules that know nothing of training; the loop never imports the screen.
 FOUNDATIONS = {"config", "checks", "files", "data", "text", "models", "gpt", "losses",
-               "features", "connectors", "metrics"}
+               "features", "connectors", "metrics", "evidence"}
 LOOP_AND_ABOVE = {"train", "online", "quantize", "zoo", "bench"}
 SCREEN = {"viz", "widgets"}
 

@@ -591,3 +591,76 @@ def test_value_checks_default_is_off_on_cuda_only_for_the_courses_own_losses():
     with losses.value_checks(False):  # None follows an enclosing setting
         assert train._value_checks(None, cpu, own_loss=False) is False
         assert train._value_checks(True, cpu, own_loss=False) is True
+
+
+# -- language models: token windows through the same fit / distill ---------------------
+
+@pytest.fixture(scope="module")
+def windows():
+    from kdteach import text
+    # A cycle through 12 tokens with one in ten replaced at random: learnable, not trivial.
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.arange(3000) % 12
+    noisy = torch.rand(3000, generator=gen) < 0.1
+    ids[noisy] = torch.randint(0, 12, (int(noisy.sum()),), generator=gen)
+    return text.WindowLoader(ids, 16, 8, seed=0, device=CPU, windows_per_epoch=64)
+
+
+def tiny_gpt(width=16, seed=0):
+    from kdteach import gpt
+    torch.manual_seed(seed)
+    return gpt.GPT(gpt.GPTConfig(vocab_size=12, block_size=16, n_layer=1, n_head=2, n_embd=width))
+
+
+def test_per_position_flattens_windows_and_leaves_images_alone():
+    logits, y = torch.randn(4, 7, 12), torch.randint(0, 12, (4, 7))
+    flat_logits, flat_y = train.per_position(logits, y)
+    assert flat_logits.shape == (28, 12) and flat_y.shape == (28,)
+    assert torch.equal(flat_logits[7 + 3], logits[1, 3]) and flat_y[7 + 3] == y[1, 3]
+    images = torch.randn(4, 10), torch.arange(4)
+    assert all(a is b for a, b in zip(train.per_position(*images), images))
+
+
+def test_fit_trains_a_language_model_on_token_windows(windows):
+    model = tiny_gpt()
+    bpc = []
+    h = train.fit(model, windows, epochs=3, lr=1e-2, progress=False,
+                  eval_data=lambda: {"loss_now": float(F.cross_entropy(
+                      *train.per_position(model(windows.windows(torch.arange(8) * 100)[0]),
+                                          windows.windows(torch.arange(8) * 100)[1])))})
+    assert h["train_loss"][-1] < h["train_loss"][0] - 0.1  # per-token cross-entropy falls
+    assert all(0 <= a <= 1 for a in h["train_acc"])  # per-token accuracy, not per window × L
+    assert "loss_now" in h.records[0] and "eval_acc" not in h.records[0]
+
+
+def test_lm_record_is_the_per_token_mean(windows):
+    # One step by hand: the record's loss is the mean over all B·L positions, its accuracy
+    # the share of positions predicted right.
+    model = tiny_gpt()
+    x, y, _ = next(iter(windows.batches()))
+    logits = model(x)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    record = train._loss_and_accuracy(loss, logits, y)
+    assert float(record["loss"]) / len(y) == pytest.approx(float(loss))
+    share = float((logits.argmax(-1) == y).float().mean())
+    assert float(record["acc"]) / len(y) == pytest.approx(share)
+
+
+def test_distill_a_language_model_runs_the_teacher_per_batch_and_never_trains_it(windows):
+    teacher, student = tiny_gpt(32, seed=1), tiny_gpt(16, seed=2)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    calls = []
+    teacher.register_forward_hook(lambda m, i, o: calls.append(m.training))
+    h = train.distill(student, teacher, windows, epochs=1, T=2.0, progress=False)
+    assert len(calls) == len(windows) and not any(calls)  # once per batch, in eval()
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert math.isfinite(h["train_loss"][0]) and 0 <= h["train_acc"][0] <= 1
+
+
+def test_a_batch_source_refuses_jitter_and_another_device(windows):
+    with pytest.raises(ValueError, match="jitter"):
+        train.fit(tiny_gpt(), windows, epochs=1, jitter=2, progress=False)
+    with pytest.raises(ValueError, match="device"):
+        train.loader_for(windows, device="meta")
+    with pytest.raises(TypeError, match="batch source"):
+        train.fit(tiny_gpt(), [1, 2, 3], epochs=1, progress=False)
