@@ -106,3 +106,51 @@ def _from_root(target: Path) -> str:
         return str(target.resolve().relative_to(config.project_root()))
     except ValueError:
         return str(target)
+
+
+def _measured_seconds(name: str, notebook: str, directory=None) -> tuple[float, str] | None:
+    """A notebook's cached-teacher wall time from the runtimes file ``name``, and its device."""
+    try:
+        report = read(name, directory)
+    except ValueError:
+        return None
+    for row in (report or {}).get("results", {}).get("rows", []):
+        if row.get("notebook") == notebook and row.get("cached", {}).get("passed"):
+            return float(row["cached"]["seconds"]), report["environment"]["device"]
+    return None
+
+
+def image_work_ratio() -> float:
+    """Training work (examples × student epochs) of the full profile over the quick one, for
+    the image notebooks: the whole 60,000-image training sets against the quick subsets."""
+    q, f = config.QUICK, config.FULL
+    return (60_000 * f.student_epochs) / (q.train_size * q.student_epochs)
+
+
+def expected_time(notebook: str, *, work: float | None = None, directory=None) -> str:
+    """What a full-profile run of ``notebook`` (e.g. ``"03_hinton_kd"``) should take.
+
+    A measured full-profile time (``runtimes_full_cuda.json``, written by
+    ``python -m tools.runtimes`` on a GPU) when there is one; otherwise an estimate, stated
+    as one: the quick profile's measured time times ``work``, the ratio of training work
+    between the two profiles (default :func:`image_work_ratio`), about what a CPU would take.
+    """
+    full = _measured_seconds("runtimes_full_cuda", notebook, directory)
+    if full:
+        return f"{notebook} took {full[0] / 60:.0f} min at the full profile on {full[1]} (measured)."
+    quick = _measured_seconds("runtimes_quick_cpu", notebook, directory)
+    work = image_work_ratio() if work is None else float(work)
+    if not quick:
+        return (f"{notebook} has not been timed at the full profile, which trains on about "
+                f"{work:.0f}× the quick profile's examples × epochs.")
+    return (f"{notebook} has not been timed at the full profile yet. It trains on about {work:.0f}× "
+            f"the quick profile's examples × epochs; the quick run took {quick[0]:.0f} s on "
+            f"{quick[1]}, so expect roughly {quick[0] * work / 3600:.1f} h on a CPU like that one "
+            "(an estimate, not a measurement); a GPU should be much faster.")
+
+
+def full_profile_notice(notebook: str, *, work: float | None = None, directory=None) -> None:
+    """At ``KDTEACH_PROFILE=full``, print how long ``notebook`` should take; at quick, nothing."""
+    if config.profile_name() == "full":
+        print("Full profile (paper scale). " + expected_time(notebook, work=work, directory=directory)
+              + " Interrupt the kernel and unset KDTEACH_PROFILE for the quick run.")

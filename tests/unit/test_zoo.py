@@ -76,3 +76,64 @@ def test_mnist_teacher_trains_once_then_loads(monkeypatch, tmp_path, capsys, tin
     # One epoch on 2,000 images: far above chance (0.1) on held-out test images, though
     # short of the > 0.9 of the quick profile's teacher (minutes to train on a CPU).
     assert train.evaluate(again, tiny_mnist[1]).accuracy > 0.6
+
+
+# -- the shipped language-model teacher --------------------------------------------------
+
+@pytest.fixture
+def tiny_shakespeare(tmp_path, monkeypatch):
+    """A data folder holding the text only, a fresh cache, and a recipe that trains in a second."""
+    import shutil
+    (tmp_path / "data" / "TinyShakespeare").mkdir(parents=True)
+    shutil.copy(config.project_root() / "data" / "TinyShakespeare" / "input.txt",
+                tmp_path / "data" / "TinyShakespeare" / "input.txt")
+    monkeypatch.setenv("KDTEACH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KDTEACH_PROFILE", "quick")
+    tiny = {**zoo.SHAKESPEARE_RECIPES["quick"], "n_layer": 1, "n_head": 2, "n_embd": 16,
+            "block_size": 16, "batch_size": 4, "steps_per_epoch": 2, "epochs": 1}
+    monkeypatch.setitem(zoo.SHAKESPEARE_RECIPES, "quick", tiny)
+    return tmp_path
+
+
+def _ship(model, recipe):
+    import json
+    from kdteach import cache, data
+    path = zoo.shipped_teacher_path("quick")
+    cache.save(model, path, recipe)
+    path.with_suffix(".json").write_text(json.dumps({"sha256": data.file_sha256(path)}))
+    return path
+
+
+def test_shipped_teacher_is_loaded_when_its_sha256_matches(tiny_shakespeare, recwarn):
+    from kdteach import text
+    vocab, _, _ = text.corpus("cpu")
+    made = zoo.build_shakespeare_teacher(len(vocab))
+    with torch.no_grad():
+        made.head.weight.add_(1.0)  # weights no fresh build has: they must come from the file
+    _ship(made, zoo.SHAKESPEARE_RECIPES["quick"])
+    got = zoo.shakespeare_teacher()
+    assert not got.training and not [w for w in recwarn if "teacher" in str(w.message)]
+    assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), made.state_dict().values()))
+
+
+def test_missing_or_corrupt_shipped_teacher_is_retrained_with_a_warning(tiny_shakespeare):
+    from kdteach import text
+    with pytest.warns(UserWarning, match="missing or unreadable.*git checkout"):
+        zoo.shakespeare_teacher()
+    vocab, _, _ = text.corpus("cpu")
+    path = _ship(zoo.build_shakespeare_teacher(len(vocab)), zoo.SHAKESPEARE_RECIPES["quick"])
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="does not match the sha256"):
+        model = zoo.shakespeare_teacher()
+    assert not model.training
+
+
+def test_shipped_teacher_of_another_recipe_is_not_loaded(tiny_shakespeare):
+    from kdteach import text
+    vocab, _, _ = text.corpus("cpu")
+    _ship(zoo.build_shakespeare_teacher(len(vocab)), {**zoo.SHAKESPEARE_RECIPES["quick"], "lr": 1.0})
+    with pytest.warns(UserWarning, match="another recipe"):
+        zoo.shakespeare_teacher()
