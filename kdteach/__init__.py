@@ -15,11 +15,14 @@ bottom layer up (a module imports only from the layers below it):
 * the loop: ``train`` (``fit``, ``distill`` and the epoch loop ``run_epochs`` under them),
   and what is built on it: ``online`` (mutual learning, born-again networks, ensembles),
   ``quantize`` (int8 after distillation), ``cache`` and ``zoo`` (trained teachers, kept on
-  disk), ``results`` (measured results files);
+  disk), ``results`` (measured results files), ``distributed`` (the same loop on several
+  processes under ``torchrun``: DDP student, sharded loader) and ``teacher_cache`` (teacher
+  outputs on disk, one shard per rank: full logits or the top k, read by example index);
 * the screen: ``viz`` (plots) and ``widgets`` (the sliders); the loop never imports them;
 * things a learner runs: ``exercises`` (one module of self-checks per notebook),
   ``bench`` (``python -m kdteach.bench``: a tutorial loop vs ``train.distill``) and
-  ``experiments`` (paper-scale scripts, ``python -m kdteach.experiments.hinton_mnist``).
+  ``experiments`` (paper-scale scripts, ``python -m kdteach.experiments.hinton_mnist``,
+  ``torchrun --standalone --nproc_per_node=2 -m kdteach.experiments.distill_ddp``).
 
 The maintainers' tools (course site, student edition, runtime table, CUDA-graph
 prototype) live beside the package, in ``tools/``, and are not installed with it.
@@ -34,8 +37,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("config", "checks", "files", "data", "text", "models", "gpt", "losses", "features",
-               "connectors", "metrics", "evidence", "train", "online", "quantize", "cache", "zoo",
-               "results", "viz", "widgets", "exercises", "bench", "experiments")
+               "connectors", "metrics", "evidence", "sequence_kd", "train", "online", "quantize", "cache", "zoo",
+               "results", "distributed", "teacher_cache", "viz", "widgets", "exercises", "bench", "experiments")
 __all__ = ["__version__"]
 
 

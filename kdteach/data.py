@@ -310,12 +310,32 @@ class DeviceLoader:
     by a random whole number of pixels in ``[-k, k]`` along each axis, on the device.
     Iterating yields ``(images, labels)``; :meth:`batches` also yields the examples' indices
     (used to look up cached teacher outputs).
+
+    Sharded (``rank``, ``world_size``: one loader per process of a distributed job, see
+    :mod:`kdteach.distributed`): every rank holds the whole set and draws the *same* seeded
+    global order; each global batch holds ``batch_size * world_size`` examples and rank
+    ``r`` takes its ``r``-th slice of ``batch_size``. The shares are disjoint, their union is
+    the global batch, and the indices yielded are the examples' *global* indices, so
+    anything looked up by index (cached teacher outputs) stays aligned. The last global
+    batch, if smaller, is cut to a multiple of ``world_size`` and split evenly (at most
+    ``world_size - 1`` examples of an epoch are left out; with ``drop_last`` it is dropped):
+    equal shares are what make the ranks' averaged gradients the global batch's gradient.
+    ``world_size=1`` (the default) is the ordinary single-process loader, unchanged.
     """
 
     def __init__(self, data: Split | tuple, batch_size: int = 128, *, shuffle: bool = True,
-                 seed: int = 0, jitter: int = 0, device=None, drop_last: bool = False):
+                 seed: int = 0, jitter: int = 0, device=None, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1):
         images, labels = check_pair(data)
         batch_size = checks.positive_int(batch_size, "batch_size")
+        world_size = checks.positive_int(world_size, "world_size", "the number of processes")
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) \
+                or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be an int in [0, world_size={world_size}), got {rank!r}; "
+                             "pass the process's rank (torch.distributed.get_rank()).")
+        if world_size > len(labels):
+            raise ValueError(f"world_size={world_size} is larger than the {len(labels)} examples, "
+                             "so some ranks would get none; use fewer processes or more data.")
         if isinstance(jitter, bool) or not isinstance(jitter, numbers.Integral) or jitter < 0:
             raise ValueError(f"jitter must be a non-negative int of pixels, got {jitter!r}.")
         jitter = int(jitter)
@@ -328,12 +348,15 @@ class DeviceLoader:
         self.labels = labels.to(self.device)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.jitter, self.drop_last = jitter, drop_last
+        self.rank, self.world_size = int(rank), world_size
         self.fill = float(self.images.min()) if jitter else 0.0  # the background value
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, step = len(self.labels), self.batch_size * self.world_size
+        if self.world_size > 1 and not self.drop_last and n % step >= self.world_size:
+            return n // step + 1
+        return n // step if self.drop_last or self.world_size > 1 else -(-n // step)
 
     @property
     def augmented(self) -> bool:
@@ -351,13 +374,28 @@ class DeviceLoader:
         if self.jitter:
             shifts = torch.randint(-self.jitter, self.jitter + 1, (n, 2), generator=gen)
             shifts = shifts.to(self.device)
-        stop = n - n % self.batch_size if self.drop_last else n
+        if self.world_size > 1:
+            order = self._share(order)
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         for start in range(0, stop, self.batch_size):
             idx = order[start:start + self.batch_size]
             x = self.images[idx]
             if shifts is not None:
                 x = shift_images(x, shifts[idx], self.fill, max_shift=self.jitter)
             yield x, self.labels[idx], idx
+
+    def _share(self, order: torch.Tensor) -> torch.Tensor:
+        """This rank's examples of the global ``order``, batch after batch: of each global
+        batch of ``batch_size * world_size``, the ``rank``-th slice of ``batch_size``; of a
+        shorter last one, the ``rank``-th of ``world_size`` equal parts."""
+        b, w, n = self.batch_size, self.world_size, len(order)
+        full = n - n % (b * w)
+        mine = order[:full].view(-1, w, b)[:, self.rank].reshape(-1)
+        tail = (n - full) // w
+        if tail and not self.drop_last:
+            last = order[full:full + tail * w].view(w, tail)[self.rank]
+            mine = torch.cat([mine, last])
+        return mine
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y, _ in self.batches():

@@ -15,6 +15,9 @@ Module names are stable (``tok_emb``, ``pos_emb``, ``blocks.0`` … ``blocks.{n-
 ``blocks.N`` (its output, the residual stream, (B, L, C)) with
 :func:`kdteach.features.record`.
 
+:func:`student_from_teacher` builds a shallower GPT of the teacher's width from some of its
+blocks (DistilBERT's initialisation, Sanh et al. 2019, section 3).
+
 Also here: decoding — :func:`generate` (sampling with temperature and top-k, or greedy)
 and :func:`beam_search` (the continuation of highest log-probability, for sequence-level
 KD, Kim & Rush 2016) — and :func:`bits_per_char`, the usual measure of a character model.
@@ -22,7 +25,9 @@ KD, Kim & Rush 2016) — and :func:`bits_per_char`, the usual measure of a chara
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -170,6 +175,49 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)  # (B, L, C)
         return self.head(self.ln_f(x))  # (B, L, V)
+
+
+def student_from_teacher(teacher: GPT, layers=None) -> GPT:
+    """A shallower GPT of the teacher's width, initialised from some of the teacher's blocks.
+
+    DistilBERT (Sanh et al. 2019, section 3) keeps the teacher's width, halves its depth and
+    initialises the student "from the teacher by taking one layer out of two". Here
+    ``layers`` are the teacher's block indices to keep, in increasing order (default: every
+    other one, ``0, 2, 4, …``); student block ``i`` starts as a copy of teacher block
+    ``layers[i]``, and the embeddings, the last LayerNorm and the output layer are copied as
+    they are. The student owns its tensors (training it never changes the teacher), lives
+    on the teacher's device in its dtype, is returned in ``train()`` mode, and building it
+    leaves the caller's random state as it was.
+    """
+    if not isinstance(teacher, GPT):
+        raise TypeError(f"teacher must be a kdteach.gpt.GPT, got {type(teacher).__name__}.")
+    n = teacher.config.n_layer
+    if layers is None:
+        layers = range(0, n, 2)
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of teacher block indices such as (0, 2), "
+                        f"got {layers!r}.")
+    layers = list(layers)
+    if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in layers):
+        raise TypeError(f"layers must hold ints (teacher block indices), got {layers!r}.")
+    layers = [int(i) for i in layers]
+    if not layers or any(not 0 <= i < n for i in layers) or any(
+            a >= b for a, b in zip(layers, layers[1:])):
+        raise ValueError(f"layers must be distinct teacher block indices in increasing order, "
+                         f"each in 0 … {n - 1} (the teacher has {n} blocks), got {layers}; "
+                         f"e.g. layers={list(range(0, n, 2))} keeps every other block.")
+    source = teacher.state_dict()
+    state = {k: v for k, v in source.items() if not k.startswith("blocks.")}
+    for i, j in enumerate(layers):
+        prefix = f"blocks.{j}."
+        state.update({f"blocks.{i}.{k[len(prefix):]}": v for k, v in source.items()
+                      if k.startswith(prefix)})
+    cfg = dataclasses.replace(teacher.config, n_layer=len(layers))
+    weight = next(teacher.parameters())
+    with torch.random.fork_rng(devices=[]):  # GPT() draws random weights we overwrite at once
+        student = GPT(cfg).to(device=weight.device, dtype=weight.dtype)
+    student.load_state_dict(state)  # copies the values into the student's own tensors
+    return student
 
 
 # ---------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ __all__ = [
     "kd_loss",
     "reverse_kl",
     "generalized_jsd",
+    "topk_kd_loss",
     "hint_loss",
     "attention_map",
     "at_loss",
@@ -300,6 +301,62 @@ def generalized_jsd(student_logits, teacher_logits, *, beta=0.5, T=1.0):
     kl_t = -(log_p_t.exp() * log_m_over_p_t).sum(dim=-1)  # KL(p_t || m) per row
     kl_s = -(log_p_s.exp() * log_m_over_p_s).sum(dim=-1)  # KL(p_s || m) per row
     return T**2 * (beta * kl_t + (1 - beta) * kl_s).mean()
+
+
+# ---------------------------------------------------------------------------
+# 1c. A teacher kept on disk as its k likeliest classes (a top-k cache)
+# ---------------------------------------------------------------------------
+
+def topk_kd_loss(student_logits, topk_logprobs, topk_indices, *, T=4.0):
+    """``kd_loss``'s soft term against a teacher known only by its top ``k`` classes.
+
+    A cache of teacher outputs (:mod:`kdteach.teacher_cache`) may keep, per example, only
+    the teacher's ``k`` largest log-probabilities at ``T = 1``, ``log p_i`` for the classes
+    in ``topk_indices``; the mass outside them, ``r = 1 - sum_i p_i``, is known but not
+    how it splits. **Treatment of the rest: it is spread evenly over the other ``V - k``
+    classes**, each getting ``r / (V - k)`` — the completion that assumes nothing about
+    which of them is likelier (maximum entropy), and that keeps the teacher a proper
+    distribution that sums to 1 (dropping ``r`` and renormalising the top k instead would
+    make the teacher, hence the student, over-confident). The completed teacher ``p`` is
+    softened as in Hinton et al. (2015), Sec. 2, eq. (1), ``p_T,i ∝ p_i^(1/T)`` (the same as
+    ``softmax(t / T)`` for the full logits ``t``), and::
+
+        loss = T^2 * mean over rows of KL(p_T || softmax(s / T))
+
+    With ``k = V`` nothing is completed and this is exactly ``kd_loss(s, t, T=T)`` (with
+    ``topk_logprobs = log_softmax(t)``). A class the teacher gives probability 0 (``r = 0``)
+    adds 0, as ``p log p -> 0`` says.
+
+    ``student_logits`` is (B, V); ``topk_logprobs`` (B, k) float (half precision is upcast,
+    as a cache stores it) and ``topk_indices`` (B, k) integer, the k distinct classes of each
+    row, ``1 <= k <= V``. The teacher's side is detached. ``r`` is computed from the
+    log-probabilities, clamped at 0 (rounding a half-precision cache can make the top k sum
+    to slightly more than 1).
+
+    Range: ``1e-3 <= T <= 1e4`` (a ``ValueError`` outside), student logits up to 1e30 in
+    size, and log-probabilities down to -1e4 (as a half-precision cache stores them).
+    """
+    _check_temperature(T)
+    s = _position_logits("student_logits", student_logits)
+    lp = _float_tensor("topk_logprobs", topk_logprobs, ndim=2, layout="(batch, k)").detach()
+    idx = _topk_indices(topk_indices, lp, s)
+    lp = lp.to(s.dtype)
+    V, k = s.shape[1], lp.shape[1]
+    if _check_values() and (torch.logsumexp(lp, dim=1) > 1e-2).any():
+        raise ValueError("topk_logprobs must be log-probabilities (each row's exp summing to at "
+                         "most 1), got rows summing to more; pass log_softmax(teacher_logits) "
+                         "at T = 1, as kdteach.teacher_cache stores them, not raw logits")
+    if k < V:  # each of the other V - k classes gets an even share of the rest
+        rest = (-torch.expm1(torch.logsumexp(lp, dim=1, keepdim=True))).clamp_min(0)
+        full = (rest.log() - math.log(V - k)).expand_as(s)  # -inf where r = 0
+    else:
+        full = torch.full_like(s, -math.inf)  # every entry is overwritten by the top k
+    full = full.scatter(1, idx, lp)
+    log_p = F.log_softmax(full / T, dim=-1)  # p_T: rows with r = 0 keep -inf off the top k
+    log_q = F.log_softmax(s / T, dim=-1)
+    p = log_p.exp()
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return T**2 * terms.sum(dim=-1).mean()
 
 
 # ---------------------------------------------------------------------------
@@ -773,6 +830,40 @@ def _targets(targets, logits, logits_name="student_logits"):
         raise ValueError(f"targets must be class indices in [0, {classes}), got values from "
                          f"{int(targets.min())} to {int(targets.max())}; check the label encoding")
     return targets.long()
+
+
+def _topk_indices(indices, logprobs, student):
+    """Top-k class indices: an integer (B, k) tensor shaped like ``topk_logprobs``, with k
+    distinct classes in [0, V) per row."""
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(f"topk_indices must be a torch.Tensor of class indices, got "
+                        f"{type(indices).__name__}; convert it with torch.as_tensor(..., dtype=torch.long)")
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise TypeError(f"topk_indices must hold integer class indices, got dtype {indices.dtype}; "
+                        "convert it with .long()")
+    if indices.shape != logprobs.shape:
+        raise ValueError(f"topk_indices must have the shape of topk_logprobs {tuple(logprobs.shape)}, "
+                         f"got {tuple(indices.shape)}; pass both from the same torch.topk call")
+    batch, classes = student.shape
+    if indices.shape[0] != batch:
+        raise ValueError(f"topk_logprobs and topk_indices have {indices.shape[0]} rows but "
+                         f"student_logits has {batch}; look up the teacher's outputs for the same "
+                         "examples (by index) as the batch")
+    if indices.shape[1] > classes:
+        raise ValueError(f"topk_indices has k = {indices.shape[1]} columns, more than the student's "
+                         f"{classes} classes; k must be between 1 and {classes}")
+    if indices.shape[1] == 0:
+        raise ValueError("topk_indices has k = 0 columns; keep at least the teacher's top class")
+    indices = indices.long().to(student.device)
+    if _check_values():
+        if ((indices < 0) | (indices >= classes)).any():
+            raise ValueError(f"topk_indices must be class indices in [0, {classes}), got values "
+                             f"from {int(indices.min())} to {int(indices.max())}")
+        ordered = indices.sort(dim=1).values
+        if (ordered[:, 1:] == ordered[:, :-1]).any():
+            raise ValueError("topk_indices repeats a class within a row; each row must list k "
+                             "distinct classes (as torch.topk returns them)")
+    return indices
 
 
 def _check_values():

@@ -70,6 +70,9 @@ class Outputs:
     student_features: dict[str, torch.Tensor] = field(default_factory=dict)
     teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
     inputs: torch.Tensor | None = None
+    # The batch's example indices in the dataset (global under sharding): a loss that looks
+    # up precomputed teacher outputs by example (a top-k cache on disk) reads them here.
+    indices: torch.Tensor | None = None
 
 
 @dataclass
@@ -222,7 +225,9 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
       a value may be a vector (one entry per peer, say);
     * the loop adds the sums up on the device and reads them once per epoch (no host sync
       per step), dividing by the examples seen: ``history["train_loss"]``,
-      ``history["train_acc"]``;
+      ``history["train_acc"]``; when the loader is one rank's share of a distributed job
+      (``loader.world_size > 1``, :mod:`kdteach.distributed`), the sums and the count are
+      first added up over the ranks (one all-reduce each per epoch): the job's history;
     * after each epoch it steps ``schedulers``, then merges ``evaluate()`` (e.g.
       ``{"eval_acc": 0.97}``) and the epoch's ``seconds`` into the record.
 
@@ -253,6 +258,7 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
             raise ValueError("the loader gave no batches; pass at least one example "
                              "(and with drop_last, at least one full batch).")
         _stop_if_not_finite(totals, epoch, steps, every, last=True)
+        totals, seen = _sum_over_ranks(loader, totals, seen)
         for scheduler in schedulers:
             if scheduler is not None:
                 scheduler.step()
@@ -268,6 +274,26 @@ def run_epochs(step: Callable, loader, *, epochs: int, modules: Sequence[nn.Modu
         if isinstance(row.get("train_loss"), float) and isinstance(row.get("train_acc"), float):
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}")
     return history
+
+
+def _sum_over_ranks(loader, totals: dict, seen: int) -> tuple[dict, int]:
+    """The epoch's sums over every rank of a distributed job, when ``loader`` draws one
+    rank's share of each batch (``loader.world_size > 1``, see :mod:`kdteach.distributed`):
+    one all-reduce per recorded quantity per epoch, so the history is the whole job's."""
+    import torch.distributed as dist
+
+    if getattr(loader, "world_size", 1) <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return totals, seen
+
+    device = next(iter(totals.values())).device
+    count = torch.tensor(seen, dtype=torch.long, device=device)
+    dist.all_reduce(count)
+    summed = {}
+    for key, total in totals.items():
+        total = total.clone()
+        dist.all_reduce(total)
+        summed[key] = total
+    return summed, int(count)
 
 
 def finite_check_every(device: torch.device) -> int:
@@ -549,7 +575,7 @@ def distill(student: nn.Module, teacher: nn.Module, data, loss: Callable | None 
         with record(student, student_features) as s_feats, autocast(device, amp), \
                 losses.value_checks(checked):
             s_logits = forward(x)
-            value = loss(Outputs(s_logits.float(), t_logits, y, dict(s_feats), t_feats, x))
+            value = loss(Outputs(s_logits.float(), t_logits, y, dict(s_feats), t_feats, x, idx))
         _train_step(opt, value)
         return _loss_and_accuracy(value, s_logits, y)
 

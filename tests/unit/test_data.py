@@ -337,3 +337,72 @@ def test_loader_bad_arguments(kwargs, arg):
 def test_loader_mismatched_lengths():
     with pytest.raises(ValueError, match="labels"):
         DeviceLoader((torch.zeros(5, 1, 2, 2), torch.zeros(4, dtype=torch.long)))
+
+
+# -- DeviceLoader sharded over the ranks of a distributed job ------------------------
+
+def _reference_batches(n, batch_size, seed, epochs=2, **kw):
+    """What the loader yielded before it could be sharded: a seeded permutation per epoch,
+    cut into batches (written out here so a change to the single-process order is caught)."""
+    out = []
+    for epoch in range(epochs):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=gen)
+        out.append(list(order.split(batch_size)))
+    return out
+
+
+def test_single_process_batches_are_unchanged_by_sharding():
+    split = _ids(103)
+    for loader in (DeviceLoader(split, 10, seed=3), DeviceLoader(split, 10, seed=3, rank=0, world_size=1)):
+        for expected in _reference_batches(103, 10, seed=3):
+            got = _epoch(loader)
+            assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def test_single_process_jittered_batches_are_bit_identical_with_world_size_1(mnist_test):
+    sub = mnist_test.take(torch.arange(70))
+    a, b = DeviceLoader(sub, 16, seed=1, jitter=2), DeviceLoader(sub, 16, seed=1, jitter=2, world_size=1)
+    for (xa, ya, ia), (xb, yb, ib) in zip(a.batches(), b.batches()):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ia, ib)
+
+
+@pytest.mark.parametrize("n, world", [(96, 2), (100, 2), (103, 3), (64, 4)])
+def test_ranks_draw_disjoint_shares_of_each_global_batch(n, world):
+    """Each global batch of batch_size * world examples, in the one-process order, is the union
+    of the ranks' batches (rank r's slice r); indices are global; a short last batch is split
+    evenly and at most world - 1 examples are left out."""
+    split, b = _ids(n), 8
+    single = _epoch(DeviceLoader(split, b * world, seed=7))
+    shards = [DeviceLoader(split, b, seed=7, rank=r, world_size=world) for r in range(world)]
+    per_rank = [_epoch(s) for s in shards]
+    assert len({len(p) for p in per_rank}) == 1 and len(per_rank[0]) == len(shards[0])
+    for step, whole in enumerate(single):
+        parts = [p[step] for p in per_rank] if step < len(per_rank[0]) else []
+        if len(whole) == b * world:
+            assert torch.equal(torch.cat(parts), whole)
+        else:
+            share = len(whole) // world
+            assert all(len(p) == share for p in parts)
+            assert torch.equal(torch.cat(parts) if parts else torch.empty(0, dtype=torch.long),
+                               whole[:share * world])
+    for x, y, idx in shards[0].batches():  # global indices: the example at idx is idx
+        assert torch.equal(x[:, 0, 0, 0].long(), idx) and torch.equal(y, idx % 10)
+    seen = torch.cat([torch.cat(p) for p in per_rank])
+    assert len(seen.unique()) == len(seen) >= n - (world - 1)
+
+
+def test_sharded_drop_last_keeps_full_global_batches_only():
+    shards = [DeviceLoader(_ids(100), 8, seed=0, rank=r, world_size=2, drop_last=True) for r in (0, 1)]
+    for s in shards:
+        batches = _epoch(s)
+        assert len(batches) == len(s) == 6 and all(len(b) == 8 for b in batches)
+
+
+@pytest.mark.parametrize("kwargs, arg", [({"rank": 2, "world_size": 2}, "rank"),
+                                         ({"rank": -1, "world_size": 2}, "rank"),
+                                         ({"world_size": 0}, "world_size"),
+                                         ({"world_size": 11}, "world_size")])
+def test_sharded_loader_bad_arguments(kwargs, arg):
+    with pytest.raises(ValueError, match=arg):
+        DeviceLoader(_ids(10), 2, **kwargs)

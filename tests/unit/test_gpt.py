@@ -204,3 +204,70 @@ def test_a_perfect_bigram_predictor_scores_zero():
     ids = torch.arange(200) % v
     assert gpt.bits_per_char(model, ids, block_size=8) < 1e-3
     assert gpt.generate(model, torch.tensor([3]), 4, greedy=True).tolist() == [3, 4, 0, 1, 2]
+
+
+# -- a half-depth student initialised from the teacher (DistilBERT) ----------------------
+
+def deep(n_layer: int = 4, seed: int = 0, dtype=torch.float32) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(V, 8, n_layer=n_layer, n_head=2, n_embd=16)).to(dtype).eval()
+
+
+def test_student_from_teacher_keeps_every_other_block_by_default():
+    teacher = deep(4)
+    student = gpt.student_from_teacher(teacher)
+    assert student.config == GPTConfig(V, 8, n_layer=2, n_head=2, n_embd=16)
+    assert student.training
+    t, s = teacher.state_dict(), student.state_dict()
+    for key, value in s.items():
+        if key.startswith("blocks."):
+            _, i, rest = key.split(".", 2)
+            assert torch.equal(value, t[f"blocks.{2 * int(i)}.{rest}"]), key
+        else:
+            assert torch.equal(value, t[key]), key
+    # An odd number of teacher blocks: 0, 2, 4.
+    assert gpt.student_from_teacher(deep(5)).config.n_layer == 3
+
+
+def test_student_from_teacher_computes_the_teacher_with_the_other_blocks_left_out():
+    teacher = deep(4, seed=1)
+    student = gpt.student_from_teacher(teacher, layers=[1, 3]).eval()
+    idx = torch.randint(0, V, (3, 8), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        x = teacher.tok_emb(idx) + teacher.pos_emb(torch.arange(8))
+        for j in (1, 3):
+            x = teacher.blocks[j](x)
+        expected = teacher.head(teacher.ln_f(x))
+        assert torch.allclose(student(idx), expected, atol=1e-6)
+
+
+def test_student_from_teacher_owns_its_weights_and_follows_the_teachers_dtype():
+    teacher = deep(4, dtype=torch.float64)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    state = torch.get_rng_state()
+    student = gpt.student_from_teacher(teacher, layers=(0, 3))
+    assert torch.equal(state, torch.get_rng_state())  # the caller's random state untouched
+    assert all(p.dtype == torch.float64 for p in student.parameters())
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    assert not any(p.data_ptr() == q.data_ptr() for p in student.parameters()
+                   for q in teacher.parameters())
+
+
+@pytest.mark.parametrize("teacher, layers, error, match", [
+    ("not a model", None, TypeError, "teacher must be a kdteach.gpt.GPT"),
+    (None, [], ValueError, "increasing order"),
+    (None, [0, 4], ValueError, "each in 0 … 3"),
+    (None, [-1, 2], ValueError, "the teacher has 4 blocks"),
+    (None, [2, 0], ValueError, "increasing order"),
+    (None, [1, 1], ValueError, "distinct"),
+    (None, [0.0, 2], TypeError, "must hold ints"),
+    (None, [True, 2], TypeError, "must hold ints"),
+    (None, 2, TypeError, "sequence of teacher block indices"),
+    (None, "02", TypeError, "sequence of teacher block indices"),
+])
+def test_student_from_teacher_bad_input(teacher, layers, error, match):
+    with pytest.raises(error, match=match):
+        gpt.student_from_teacher(deep(4) if teacher is None else teacher, layers)

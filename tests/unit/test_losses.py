@@ -1301,3 +1301,171 @@ def test_property_zero_width_features_are_refused_by_every_feature_loss(shape):
     for call in calls:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+# ---------------------------------------------------------------------------
+# topk_kd_loss: a teacher known by its top k classes (the rest spread evenly)
+# ---------------------------------------------------------------------------
+
+from kdteach.losses import topk_kd_loss  # noqa: E402
+
+
+def topk_of(t, k):
+    """The top k log-probabilities (T = 1) of teacher logits t, and their classes."""
+    return torch.log_softmax(t, dim=1).topk(k, dim=1)
+
+
+def completed_teacher(t, k):
+    """The teacher topk_kd_loss assumes, written out with Python loops: the top k
+    probabilities as they are, the rest 1 - sum spread evenly over the V - k others."""
+    rows = []
+    for row in t.tolist():
+        p = py_softmax(row)
+        top = sorted(range(len(p)), key=lambda i: -p[i])[:k]
+        rest = (1 - sum(p[i] for i in top)) / (len(p) - k) if k < len(p) else 0.0
+        rows.append([p[i] if i in top else rest for i in range(len(p))])
+    return rows
+
+
+def py_topk_kd(s, t, k, T):
+    """T^2 * mean over rows of KL(p_T || softmax(s / T)), p_T proportional to p^(1/T)."""
+    total = 0.0
+    for s_row, p in zip(s.tolist(), completed_teacher(t, k)):
+        w = [v ** (1 / T) for v in p]
+        pt = [v / sum(w) for v in w]
+        q = py_softmax(s_row, T)
+        total += sum(a * (math.log(a) - math.log(b)) for a, b in zip(pt, q) if a > 0)
+    return T**2 * total / len(s)
+
+
+def test_topk_kd_loss_hand_values():
+    """V = 3, the teacher's top class has p = 1/2; the other two get 1/4 each. Against a
+    uniform student, at T = 1: KL = 1/2 ln(3/2) + 2 * 1/4 ln(3/4) = 1/2 ln(9/8). At T = 2 the
+    completed teacher is proportional to sqrt(1/2, 1/4, 1/4) = (√2, 1, 1) / 2."""
+    s, lp, idx = torch.zeros(1, 3, dtype=torch.float64), torch.tensor([[math.log(0.5)]], dtype=torch.float64), torch.tensor([[0]])
+    close(topk_kd_loss(s, lp, idx, T=1.0), 0.5 * math.log(9 / 8))
+    z = math.sqrt(2) + 2
+    p = [math.sqrt(2) / z, 1 / z, 1 / z]
+    close(topk_kd_loss(s, lp, idx, T=2.0), 4 * sum(v * math.log(3 * v) for v in p))
+
+
+def test_topk_kd_loss_matches_python_loops_for_every_k():
+    s, t = randn(5, 7, seed=1), randn(5, 7, seed=2) * 3
+    for k in range(1, 8):
+        for T in (0.5, 1.0, 4.0):
+            close(topk_kd_loss(s, *topk_of(t, k), T=T), py_topk_kd(s, t, k, T), tol=1e-9)
+
+
+@pytest.mark.parametrize("T", [0.5, 1.0, 4.0, 20.0])
+def test_topk_kd_loss_with_k_equal_to_v_is_kd_loss_soft_term(T):
+    s, t = randn(6, 10, seed=3), randn(6, 10, seed=4) * 4
+    close(topk_kd_loss(s, *topk_of(t, 10), T=T), kd_loss(s, t, T=T), tol=1e-12)
+
+
+def test_topk_kd_loss_ignores_the_order_of_the_top_k():
+    s, t = randn(4, 9, seed=5), randn(4, 9, seed=6)
+    lp, idx = topk_of(t, 4)
+    perm = torch.tensor([2, 0, 3, 1])
+    close(topk_kd_loss(s, lp[:, perm], idx[:, perm], T=3.0), topk_kd_loss(s, lp, idx, T=3.0), tol=1e-12)
+
+
+def test_topk_kd_loss_is_zero_when_the_student_is_the_completed_teacher():
+    t = randn(4, 6, seed=7)
+    s = torch.tensor(completed_teacher(t, 2), dtype=torch.float64).log()
+    close(topk_kd_loss(s, *topk_of(t, 2), T=2.5), 0.0, tol=1e-12)
+
+
+def test_topk_kd_loss_with_no_mass_left_adds_nothing_and_keeps_a_finite_gradient():
+    """A one-hot teacher (r = 0): the other classes get probability 0 and add 0."""
+    s = randn(2, 4, seed=8, dtype=torch.float32).requires_grad_(True)
+    lp, idx = torch.zeros(2, 1), torch.tensor([[1], [3]])
+    loss = topk_kd_loss(s, lp, idx, T=1.0)
+    loss.backward()
+    close(loss, F.cross_entropy(s.detach(), idx[:, 0]), tol=1e-6)
+    assert torch.isfinite(s.grad).all()
+
+
+def test_topk_kd_loss_reads_a_half_precision_cache_and_spares_the_teacher():
+    s = randn(3, 10, seed=9, dtype=torch.float32).requires_grad_(True)
+    lp, idx = topk_of(randn(3, 10, seed=10, dtype=torch.float32), 5)
+    lp = lp.half().requires_grad_(True)
+    loss = topk_kd_loss(s, lp, idx.int(), T=4.0)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert lp.grad is None and torch.isfinite(s.grad).all()
+    close(loss, topk_kd_loss(s.detach(), lp.detach().float(), idx, T=4.0), tol=1e-6)
+
+
+def test_topk_kd_loss_gradient_matches_autograd_of_the_written_out_loss():
+    s, t = randn(3, 6, seed=11).requires_grad_(True), randn(3, 6, seed=12)
+    full = torch.tensor(completed_teacher(t, 3), dtype=torch.float64)
+    topk_kd_loss(s, *topk_of(t, 3), T=2.0).backward()
+    # d/ds of T^2 KL(p_T || softmax(s/T)) / B = T (softmax(s/T) - p_T) / B
+    p_T = full ** 0.5 / (full ** 0.5).sum(1, keepdim=True)
+    close(s.grad, 2.0 * (torch.softmax(s.detach() / 2.0, 1) - p_T) / 3, tol=1e-9)
+
+
+LP3, IDX3 = topk_of(TT, 3)
+TOPK_BAD = {
+    "T zero": (lambda: topk_kd_loss(S, LP3, IDX3, T=0), ValueError, r"\bT must be"),
+    "student 3-D": (lambda: topk_kd_loss(S[None], LP3, IDX3), ValueError, "student_logits must be 2-D"),
+    "logprobs 1-D": (lambda: topk_kd_loss(S, LP3[0], IDX3), ValueError, "topk_logprobs must be 2-D"),
+    "logprobs int": (lambda: topk_kd_loss(S, LP3.long(), IDX3), TypeError, "topk_logprobs must be a floating-point"),
+    "logprobs nan": (lambda: topk_kd_loss(S, LP3 * float("nan"), IDX3), ValueError, "topk_logprobs contains NaN"),
+    "logprobs are logits": (lambda: topk_kd_loss(S, LP3 + 5, IDX3), ValueError, "topk_logprobs must be log-probabilities"),
+    "indices float": (lambda: topk_kd_loss(S, LP3, IDX3.float()), TypeError, "topk_indices must hold integer"),
+    "indices list": (lambda: topk_kd_loss(S, LP3, IDX3.tolist()), TypeError, "topk_indices must be a torch.Tensor"),
+    "indices shape": (lambda: topk_kd_loss(S, LP3, IDX3[:, :2]), ValueError, "topk_indices must have the shape of topk_logprobs"),
+    "rows": (lambda: topk_kd_loss(S[:2], LP3, IDX3), ValueError, "student_logits has 2"),
+    "k > V": (lambda: topk_kd_loss(S[:, :2], LP3, IDX3), ValueError, "k must be between 1 and 2"),
+    "k = 0": (lambda: topk_kd_loss(S, LP3[:, :0], IDX3[:, :0]), ValueError, "k = 0"),
+    "index range": (lambda: topk_kd_loss(S, LP3, IDX3 + 5), ValueError, r"topk_indices must be class indices in \[0, 5\)"),
+    "repeated class": (lambda: topk_kd_loss(S, LP3, IDX3[:, [0, 0, 1]]), ValueError, "repeats a class"),
+}
+
+
+@pytest.mark.parametrize("case", TOPK_BAD.values(), ids=TOPK_BAD.keys())
+def test_topk_kd_loss_bad_inputs_name_the_argument(case):
+    call, error, message = case
+    with pytest.raises(error, match=message):
+        call()
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(), st.data(), temperatures)
+def test_property_topk_kd_loss_is_never_negative_and_is_kd_loss_at_k_equal_v(s, data, T):
+    t = teacher_like(data, s)
+    s = torch.from_numpy(s)
+    V = s.shape[1]
+    k = data.draw(st.integers(1, V))
+    assert topk_kd_loss(s, *topk_of(t, k), T=T).item() >= -1e-12 * max(1.0, T**2)
+    full = topk_kd_loss(s, *topk_of(t, V), T=T).item()
+    assert full == pytest.approx(kd_loss(s, t, T=T).item(), rel=1e-7, abs=1e-10 * max(1.0, T**2))
+
+
+@property_test
+@PROPERTY
+@given(logit_arrays(min_rows=2), st.data(), temperatures)
+def test_property_topk_kd_loss_of_a_split_batch_is_the_size_weighted_mean(s, data, T):
+    """Batchmean, as kd_loss: what makes the ranks' mean losses average to the batch's."""
+    t, s = teacher_like(data, s), torch.from_numpy(s)
+    B, k = len(s), data.draw(st.integers(1, s.shape[1]))
+    lp, idx = topk_of(t, k)
+    m = data.draw(st.integers(1, B - 1))
+    whole = topk_kd_loss(s, lp, idx, T=T).item()
+    parts = (m * topk_kd_loss(s[:m], lp[:m], idx[:m], T=T).item()
+             + (B - m) * topk_kd_loss(s[m:], lp[m:], idx[m:], T=T).item()) / B
+    assert whole == pytest.approx(parts, rel=1e-9, abs=1e-12 * max(1.0, T**2))
+
+
+@property_test
+@WHOLE_RANGE
+@given(logit_arrays(), st.data(), temperatures)
+def test_property_topk_kd_loss_and_its_gradient_are_finite_in_float32(s, data, T):
+    t = teacher_like(data, s).float()
+    s = torch.from_numpy(s).float().requires_grad_(True)
+    lp, idx = topk_of(t, data.draw(st.integers(1, s.shape[1])))
+    loss = topk_kd_loss(s, lp.half(), idx, T=T)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all()

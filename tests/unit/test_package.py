@@ -15,8 +15,8 @@ MODULES = {p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
 
 #: Modules that know nothing of training; the loop never imports the screen.
 FOUNDATIONS = {"config", "checks", "files", "data", "text", "models", "gpt", "losses",
-               "features", "connectors", "metrics", "evidence"}
-LOOP_AND_ABOVE = {"train", "online", "quantize", "zoo", "bench"}
+               "features", "connectors", "metrics", "evidence", "sequence_kd"}
+LOOP_AND_ABOVE = {"train", "online", "quantize", "zoo", "bench", "distributed", "teacher_cache"}
 SCREEN = {"viz", "widgets"}
 
 

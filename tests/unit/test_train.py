@@ -666,3 +666,69 @@ def test_a_batch_source_refuses_jitter_and_another_device(windows):
         train.loader_for(windows, device="meta")
     with pytest.raises(TypeError, match="batch source"):
         train.fit(tiny_gpt(), [1, 2, 3], epochs=1, progress=False)
+
+
+# -- the same loop in a distributed job (a one-process gloo group here; real jobs with
+#    several ranks are in tests/distributed) ------------------------------------------
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distill_trains_a_ddp_student_through_the_one_loop(one_process_group, train_set, teacher):
+    """A DistributedDataParallel student goes through train.distill unchanged; with one rank
+    the averaged gradient is the gradient, so the weights are the plain student's exactly."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    def student():
+        config.seed_everything(3)
+        return models.MLP((784, 32, 10))
+
+    plain, wrapped = student(), DistributedDataParallel(student())
+    kw = dict(T=4.0, alpha=0.5, epochs=2, batch_size=64, seed=1, device=CPU, progress=False)
+    h_plain = train.distill(plain, teacher, train_set, **kw)
+    h_ddp = train.distill(wrapped, teacher, train_set, **kw)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, wrapped.module.state_dict()[k]), k
+    assert h_plain["train_loss"] == h_ddp["train_loss"]
+
+
+def test_run_epochs_sums_a_sharded_loaders_records_over_the_ranks(one_process_group):
+    """With a loader that says it is one rank's share (world_size > 1), run_epochs adds up
+    what every rank recorded (one all-reduce per quantity per epoch); one rank here, so the
+    sums are its own, and the division is by the examples all ranks saw."""
+    data = Split(torch.zeros(8, 1, 2, 2), torch.arange(8) % 2)
+    loader = DeviceLoader(data, 2, seed=0, rank=0, world_size=2)
+    history = train.run_epochs(lambda x, y, idx: {"n": torch.tensor(float(len(y)))}, loader,
+                               epochs=1, progress=False)
+    assert history["train_n"] == [1.0]
+
+
+def test_ddp_refuses_a_frozen_teacher_which_is_why_it_is_not_wrapped(one_process_group, teacher):
+    from torch.nn.parallel import DistributedDataParallel
+
+    frozen = models.MLP((784, 8, 10)).requires_grad_(False)
+    with pytest.raises(RuntimeError, match="doesn't have any parameter that requires a gradient"):
+        DistributedDataParallel(frozen)
+
+
+def test_a_distillation_loss_sees_the_batch_example_indices(teacher, train_set):
+    # What a loss that looks teacher outputs up by example (a cache on disk) relies on: the
+    # indices it receives name the examples of the batch, in the batch's shuffled order.
+    seen_ok = []
+
+    def loss(o: train.Outputs) -> torch.Tensor:
+        seen_ok.append(torch.equal(train_set.labels.to(o.targets.device)[o.indices], o.targets))
+        return kd_loss(o.student_logits, o.teacher_logits, o.targets)
+
+    train.distill(models.MLP((784, 4, 10)), teacher, train_set, loss, epochs=1, device=CPU,
+                  progress=False)
+    assert seen_ok and all(seen_ok)
