@@ -42,12 +42,18 @@ lab: setup data
 		$(LAB_ARGS) $(wildcard $(WELCOME))
 
 # Everything: unit tests (tests/unit), course tests (tests/course), tool tests (tests/tools),
-# then every notebook in notebooks/ through nbval.
+# then every notebook in notebooks/ through nbval. TEST_WORKERS pytest-xdist processes share
+# the work, a notebook's cells staying on one (tools/nbval_wait.py); each runs torch on one
+# thread, so two workers use two cores without fighting over them. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: export KDTEACH_PROFILE ?= quick
 test: export MPLBACKEND = Agg
+ifneq ($(filter-out 0 1,$(TEST_WORKERS)),)
+test: export OMP_NUM_THREADS = 1
+endif
 test: setup data
 	@$(MAKE) --no-print-directory browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 # The inner loop: the unit tests alone (one file per kdteach module), under a minute.
 test-fast: export KDTEACH_PROFILE ?= quick

@@ -12,8 +12,9 @@ that teach their own next generation.
 * :func:`born_again` — born-again networks (Furlanello, Lipton, Tschannen, Itti &
   Anandkumar 2018, "Born-Again Neural Networks", ICML 2018): generation 0 is trained on
   the labels; generation k, a fresh network of the *same* architecture, is distilled from
-  generation k-1 (Sec. 3); the generations' averaged predictions form a born-again
-  ensemble, BANE (Sec. 3.2):  f^k(x) = 1/k * sum_{i=1..k} f(x, θ_i).
+  generation k-1 (Sec. 3); the averaged predictions of generations 1 … k form a born-again
+  ensemble, BANE (Sec. 3.1):  f^k(x) = 1/k * sum_{i=1..k} f(x, θ_i) — the label-trained
+  generation 0 is not a member.
 * :class:`Ensemble` — averages the predictions of several models; usable wherever a model
   is (as a teacher for :func:`kdteach.train.distill`, or in :func:`kdteach.train.evaluate`).
 
@@ -158,7 +159,8 @@ def born_again(build: Callable[[], nn.Module], data, *, generations: int = 2,
     ``config.seed_everything(seed + g)`` and trained with ``seed + g`` (new batches).
     ``train_kwargs`` (``lr``, ``batch_size``, …) go to every ``fit`` / ``distill`` call.
 
-    The born-again ensemble of the first k generations is ``Ensemble(models[:k])``.
+    The paper's born-again ensemble of generations 1 … k is ``Ensemble(models[1:k + 1])``:
+    generation 0, ``models[0]``, is not a member of it.
     """
     generations = checks.positive_int(generations, "generations")
     models, histories = [], []

@@ -50,9 +50,10 @@ def measure(notebook: Path, cache: Path, *, timeout: int | None = None) -> dict:
     timeout = timeout or notebook_limit
     cmd = [sys.executable, "-c", _PEAK_WRAPPER, sys.executable, "-m", "pytest", str(notebook),
            "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax", "--nbval-current-env",
-           f"--nbval-cell-timeout={cell_limit}", f"--rootdir={notebook.parent}"]
+           f"--nbval-cell-timeout={cell_limit}", f"--rootdir={notebook.parent}", "-p", "tools.nbval_wait"]
+    python_path = os.pathsep.join(filter(None, [str(config.project_root()), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "KDTEACH_CACHE": str(cache), "KDTEACH_PROFILE": config.profile_name(),
-           "MPLBACKEND": "Agg"}
+           "MPLBACKEND": "Agg", "PYTHONPATH": python_path}
     start = time.perf_counter()
     # A session of its own, so that a timeout stops pytest too, not just the wrapper (the
     # kernel, in its own session, exits when ipykernel sees its parent gone).

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["as_float64", "as_number", "close", "feedback", "is_unanswered", "known_mistake",
-           "not_attempted"]
+__all__ = ["as_float64", "as_number", "close", "feedback", "gradient_problem", "is_unanswered",
+           "known_mistake", "not_attempted"]
 
 
 def is_unanswered(answer) -> bool:
@@ -57,3 +57,21 @@ def as_number(answer, what: str):
                  "tensor with float(...).")
         return None
     return float(answer)
+
+
+def gradient_problem(value: torch.Tensor, student: torch.Tensor,
+                     teacher: torch.Tensor | None = None) -> str | None:
+    """Run ``value.backward()`` for a loss whose value is already right and say what is wrong
+    with its gradients, or ``None``: ``student`` (a leaf that requires grad) must get one,
+    ``teacher`` (a leaf that requires grad, or ``None``) must get none — the teacher is fixed."""
+    try:
+        value.backward()
+    except RuntimeError as err:
+        return (f"The value is right but backward() failed ({err}); keep the student's logits in "
+                "the graph (no .detach(), no .item()).")
+    if teacher is not None and teacher.grad is not None and float(teacher.grad.abs().max()) > 0:
+        return ("The value is right, but gradient flows into the teacher's logits. Detach them "
+                "(teacher_logits.detach()): the teacher is fixed.")
+    if student.grad is None or float(student.grad.abs().sum()) == 0:
+        return "The value is right but no gradient reaches the student's logits."
+    return None

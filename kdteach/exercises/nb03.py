@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import kd_loss
-from .feedback import as_float64, close, feedback, is_unanswered, known_mistake, not_attempted
+from .feedback import (as_float64, close, feedback, gradient_problem, is_unanswered, known_mistake,
+                       not_attempted)
 
 
 def _kd_cases():
@@ -86,16 +87,9 @@ def check_kd_loss(fn) -> bool:
                         "Check each "
                         "piece: alpha · cross_entropy(s, y) + (1 − alpha) · T² · "
                         "kl_div(log_softmax(s / T), softmax(t / T), reduction='batchmean').")
-    try:
-        value.backward()
-    except RuntimeError as err:
-        return feedback(False, f"The value is right but backward() failed ({err}); do not detach "
-                        "the student's logits.")
-    if t_req.grad is not None and float(t_req.grad.abs().max()) > 0:
-        return feedback(False, "The value is right, but gradient flows into the teacher's logits. "
-                        "Detach them (teacher_logits.detach()): the teacher is fixed.")
-    if s_req.grad is None:
-        return feedback(False, "The value is right but no gradient reaches the student's logits.")
+    problem = gradient_problem(value, s_req, t_req)
+    if problem:
+        return feedback(False, problem)
     return feedback(True, "Right: same value as kdteach.losses.kd_loss, and the teacher gets no "
                     "gradient.")
 

@@ -1,11 +1,12 @@
 """Self-checks for notebook 08, online and self-distillation: the deep-mutual-learning loss
-and the accuracy of a born-again ensemble.
+and the prediction of a born-again ensemble.
 """
 from __future__ import annotations
 
 import torch
 
-from .feedback import as_number, close, feedback, is_unanswered, known_mistake, not_attempted
+from .feedback import (as_float64, as_number, close, feedback, is_unanswered, known_mistake,
+                       not_attempted)
 
 
 def check_dml_loss(answer, cohort_logits, labels) -> bool:
@@ -54,39 +55,85 @@ def check_dml_loss(answer, cohort_logits, labels) -> bool:
                     "log p_0) averaged over the batch, for every peer l ≠ 0.")
 
 
-def check_bane_accuracy(answer, generation_logits, labels) -> bool:
-    """Exercise 8.2: accuracy of the born-again ensemble of all G generations — the average of
-    their softmax *probabilities* (Furlanello et al. 2018, Sec. 3.2) — from (G, N, C) logits."""
+def check_bane_probs(answer, generation_logits, labels=None) -> bool:
+    """Exercise 8.2: the born-again ensemble's prediction, by hand. ``generation_logits`` is
+    (G+1, N, C): the logits of generation 0 (the teacher, trained on labels) and of its
+    born-again students, generations 1..G. BANE (Furlanello et al. 2018, Sec. 3.1; the
+    ensembles Ens*2 and Ens*3 of their Table 2) averages the *students'* softmax
+    probabilities: ``1/G * sum_{i=1..G} softmax(z_i)``, an (N, C) tensor. ``labels``, if
+    given, only adds the ensemble's accuracy to the verdict.
+
+    The answer is checked as probabilities, not as an accuracy: two ways of averaging can
+    pick the same class for every example — and so have the same accuracy — while their
+    probabilities differ.
+    """
     if is_unanswered(answer):
-        return not_attempted("set `bane_acc` to the ensemble's accuracy (a fraction in [0, 1]).")
-    value = as_number(answer, "bane_acc")
-    if value is None:
-        return False
-    z = torch.as_tensor(generation_logits, dtype=torch.float64).detach().cpu()
-    y = torch.as_tensor(labels).cpu().long()
-
-    def acc(scores):
-        return float((scores.argmax(-1) == y).double().mean())
-
-    expected = acc(torch.softmax(z, -1).mean(0))
-    if close(value, expected, rtol=0, atol=1e-6):
-        return feedback(True, f"Right: averaging the {len(z)} generations' probabilities gives "
-                        f"{expected:.4f}.")
-    per_generation = [acc(g) for g in z]
-    votes = torch.nn.functional.one_hot(z.argmax(-1), z.shape[-1]).sum(0)
+        return not_attempted("set `bane_probs` to BANE's predicted probabilities, an (N, C) "
+                             "tensor.")
+    try:
+        value = as_float64(answer)
+    except (TypeError, ValueError, RuntimeError):
+        return feedback(False, f"bane_probs must be a tensor or an array of probabilities, got "
+                        f"{type(answer).__name__}.")
+    z = as_float64(generation_logits)
+    if z.ndim != 3 or len(z) < 2:
+        raise ValueError(f"generation_logits must be (G+1, N, C) with G >= 1 students, got shape "
+                         f"{tuple(z.shape)}")
+    _, N, C = z.shape
+    students = z[1:]
+    G = len(students)
+    expected = torch.softmax(students, -1).mean(0)
+    if value.shape != (N, C):
+        if value.ndim == 3 and value.shape[1:] == (N, C):
+            hint = "average over the generations (dim 0) to get one (N, C) prediction."
+        elif value.shape == (N,):
+            hint = ("that looks like one number per example (predicted classes?); give the "
+                    "probabilities — the argmax comes afterwards.")
+        elif value.numel() == 1:
+            hint = "that is one number; give the ensemble's probabilities for every example."
+        else:
+            hint = f"expected one row of {C} probabilities per example."
+        return feedback(False, f"bane_probs has shape {tuple(value.shape)}, not ({N}, {C}): {hint}")
+    if close(value, expected, rtol=1e-4, atol=1e-5):
+        extra = ""
+        if labels is not None:
+            y = torch.as_tensor(labels).cpu().long()
+            accuracy = float((expected.argmax(-1) == y).double().mean())
+            extra = f"; its accuracy is {accuracy:.4f}"
+        return feedback(True, f"Right: the mean of the {G} born-again students' probabilities "
+                        f"(generations 1–{G}, the teacher left out){extra}.")
+    all_probs = torch.softmax(z, -1)
     wrong = [
-        (100 * expected, "That looks like a percentage; give the accuracy as a fraction."),
-        (acc(z.mean(0)), "That is the ensemble of averaged *logits*; BANE averages the "
-         "generations' probabilities: softmax each generation first, then average."),
-        (sum(per_generation) / len(z), "That is the mean of the generations' own accuracies, not "
-         "the accuracy of their averaged prediction."),
-        (per_generation[-1], "That is the last generation alone; the ensemble averages all of them."),
-        (acc(votes.double()), "That is a majority vote; average the probabilities instead (the "
-         "vote throws away how confident each generation is)."),
+        (all_probs.mean(0),
+         "You included generation 0, the teacher: BANE averages only the born-again students, "
+         f"generations 1–{G} (Ens*2 in Table 2 is BAN-1 with BAN-2)."),
+        (torch.softmax(students.mean(0), -1),
+         "That is the softmax of the averaged logits — a normalised geometric mean of the "
+         "probabilities. BANE averages the probabilities: softmax each generation first, then "
+         "average."),
+        (torch.softmax(z.mean(0), -1),
+         "Two slips: you averaged logits, and included generation 0. Softmax each student "
+         f"(generations 1–{G}) first, then average."),
+        (torch.log_softmax(students, -1).mean(0),
+         "That is the mean of the log-probabilities; average the probabilities themselves "
+         "(softmax, not log_softmax)."),
+        (expected.log(), "Those are log-probabilities of the right average; give the "
+         "probabilities themselves (exp of what you have)."),
+        (students.mean(0), "Those are averaged logits, not probabilities: apply softmax over the "
+         "classes to each generation, then average."),
+        (torch.softmax(students[-1], -1), "That is the last generation alone; the ensemble "
+         f"averages all {G} students."),
+        (torch.nn.functional.one_hot(students.argmax(-1), C).double().mean(0),
+         "That is a vote of the students' predicted classes; average their probabilities "
+         "instead (a vote throws away how confident each one is)."),
     ]
-    hint = known_mistake(value, wrong, rtol=0, atol=1e-6)
+    # a mistake is only named when it gives something else than the right answer
+    wrong = [(w, h) for w, h in wrong if not close(w, expected, rtol=1e-4, atol=1e-5)]
+    hint = known_mistake(value, wrong, rtol=1e-4, atol=1e-5)
     if hint:
         return feedback(False, hint)
-    return feedback(False, f"{value:.4f} is off. Stack the generations' logits, apply softmax over "
-                    "the classes, average over the generations, take the argmax, compare with "
-                    "the labels.")
+    if not torch.allclose(value.sum(-1), torch.ones(N, dtype=value.dtype), atol=1e-4):
+        return feedback(False, "Each row should sum to 1 over the classes: apply softmax over the "
+                        "last dimension (dim=-1) of each generation's logits, then average.")
+    return feedback(False, "Those probabilities are off. Take generations 1..G (leave out "
+                    "generation 0), apply softmax over the classes, average over the generations.")

@@ -1,52 +1,87 @@
-"""Self-checks for notebook 09, the capstone comparing every method on one pair: the best
-method's gain over scratch, and the size ratio dynamic quantisation can reach.
+"""Self-checks for notebook 09, the capstone comparing every method on one pair: a paired t
+interval by hand, and the size ratio dynamic quantisation can reach.
 """
 from __future__ import annotations
 
+import math
+
+import torch
+
+from ..evidence import t_quantile
 from ..quantize import predicted_ratio, quantized_fraction
 from .feedback import as_number, close, feedback, is_unanswered, known_mistake, not_attempted
 
 
-def check_best_method(answer, table) -> bool:
-    """Exercise 9.1: from ``table`` ({method: [test accuracy per seed]}), the distillation
-    method (any row but ``"scratch"``) with the highest *mean* accuracy, and its gain over
-    ``"scratch"`` in percentage points (negative if it trails): ``(method, gain_pp)``."""
+def check_paired_interval(answer, a, b) -> bool:
+    """Exercise 9.1: the paired 95 % t interval of ``a − b`` in percentage points, ``(low,
+    high)``, from per-seed accuracies ``a`` and ``b`` (fractions; ``a[i]`` and ``b[i]`` share
+    seed ``i``): ``mean(d) ± t_{0.975, n-1} · s / sqrt(n)`` with ``d = 100 (a − b)`` and ``s``
+    the sample standard deviation (``ddof=1``) — what :func:`kdteach.evidence.paired` computes.
+    """
     if is_unanswered(answer):
-        return not_attempted("set `answer = (method, gain_pp)`, e.g. ('KD', 0.8).")
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        return feedback(False, "answer must be a pair (method name, gain in percentage points).")
-    method, gain = answer
-    gain = as_number(gain, "gain_pp")
-    if gain is None:
+        return not_attempted("set `answer = (low, high)`, the interval in percentage points.")
+    if isinstance(answer, str) or not hasattr(answer, "__len__") or len(answer) != 2:
+        return feedback(False, "answer must be a pair (low, high) of numbers.")
+    low, high = (as_number(v, "low" if i == 0 else "high") for i, v in enumerate(answer))
+    if low is None or high is None:
         return False
-    mean = {m: sum(v) / len(v) for m, v in table.items()}
-    methods = [m for m in table if m != "scratch"]
-    best = max(methods, key=lambda m: mean[m])
-    if method not in table:
-        return feedback(False, f"{method!r} is not a row of the table; the rows are {list(table)}.")
-    if method == "scratch":
-        return feedback(False, "scratch is the baseline, not a distillation method; pick the best "
-                        "of the other rows.")
-    by_single_seed = max(methods, key=lambda m: max(table[m]))
-    if method != best:
-        if method == by_single_seed:
-            return feedback(False, f"{method} has the best single seed, but one lucky seed is not "
-                            "a result: rank by the mean over seeds.")
-        return feedback(False, f"{method} is not the best by mean accuracy; compare the means of "
-                        "every row except scratch.")
-    expected = 100 * (mean[best] - mean["scratch"])
-    if close(gain, expected, rtol=1e-3, atol=1e-6):
-        return feedback(True, f"Right: {best}, {expected:+.2f} points over scratch (mean of "
-                        f"{len(table[best])} seeds each).")
-    if close(gain, expected / 100, rtol=1e-3, atol=1e-8):
-        return feedback(False, "That is a fraction; the question asks for percentage points "
-                        "(multiply by 100).")
-    if close(gain, -expected, rtol=1e-3, atol=1e-6):
-        return feedback(False, "Wrong sign: the gain is best − scratch.")
-    if close(gain, 100 * (max(table[best]) - max(table["scratch"])), rtol=1e-3, atol=1e-6):
-        return feedback(False, "You compared the best seeds; compare the means over seeds.")
-    return feedback(False, f"The method is right but {gain:.3f} points is off: 100 × (mean of "
-                    f"{best}'s accuracies − mean of scratch's).")
+    a = torch.as_tensor(a, dtype=torch.float64).flatten()
+    b = torch.as_tensor(b, dtype=torch.float64).flatten()
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"a and b must hold one accuracy per seed for the same >= 2 seeds, got "
+                         f"{len(a)} and {len(b)}")
+    n = len(a)
+    d = 100 * (a - b)
+    mean, s = float(d.mean()), float(d.std(correction=1))
+    t = t_quantile(0.975, n - 1)
+
+    def around(centre, half):
+        return (centre - half, centre + half)
+
+    def same(p, q):
+        return all(math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-4) for x, y in zip(p, q))
+
+    def is_(pair):
+        return same((low, high), pair)
+
+    expected = around(mean, t * s / math.sqrt(n))
+    if is_(expected):
+        return feedback(True, f"Right: {mean:+.2f} ± {t * s / math.sqrt(n):.2f} points, "
+                        f"t = {t:.3f} with {n - 1} degrees of freedom.")
+    s0 = float(d.std(correction=0))
+    sa, sb = float((100 * a).std(correction=1)), float((100 * b).std(correction=1))
+    wrong = [
+        ((expected[0] / 100, expected[1] / 100),
+         "That is in fractions; the question asks for percentage points (× 100)."),
+        ((-expected[1], -expected[0]), "Wrong sign: the differences are a − b (KD − scratch), not b − a."),
+        ((expected[1], expected[0]), "low and high are swapped: give (low, high)."),
+        (around(mean, t * s0 / math.sqrt(n)),
+         "You used the population standard deviation (ddof=0); the sample standard deviation "
+         "divides by n − 1 (ddof=1)."),
+        (around(mean, 1.96 * s / math.sqrt(n)),
+         f"1.96 is the normal quantile; with {n} seeds use Student's t with {n - 1} degrees of "
+         f"freedom ({t:.3f}): the interval must be wider, because s is itself estimated."),
+        (around(mean, t_quantile(0.975, n) * s / math.sqrt(n)),
+         f"Use n − 1 = {n - 1} degrees of freedom, not n."),
+        (around(mean, t * s), "You forgot to divide by √n: the interval is for the mean "
+         "difference, not for one seed's difference."),
+        (around(mean, t * math.sqrt((sa ** 2 + sb ** 2) / n)),
+         "That is the unpaired interval, from the two columns' own spreads. Each seed starts "
+         "both methods from the same weights and batches: take the per-seed differences first "
+         "— the noise the seeds share cancels in them."),
+        (around(mean, t_quantile(0.975, 2 * n - 2) * math.sqrt((sa ** 2 + sb ** 2) / n)),
+         "That is the unpaired interval, from the two columns' own spreads. Each seed starts "
+         "both methods from the same weights and batches: take the per-seed differences first "
+         "— the noise the seeds share cancels in them."),
+    ]
+    for pair, hint in wrong:  # a mistake is named only where it gives another interval
+        if is_(pair) and not same(pair, expected):
+            return feedback(False, hint)
+    if math.isclose((low + high) / 2, mean, rel_tol=1e-3, abs_tol=1e-4):
+        return feedback(False, f"The centre {mean:+.3f} is right but the width is off: the half-"
+                        "width is t_{0.975, n-1} · s / √n with s from the differences (ddof=1).")
+    return feedback(False, f"({low:.3f}, {high:.3f}) is off: the interval is centred on the mean "
+                    f"of d = 100 (a − b), here {mean:+.3f} points.")
 
 
 def check_quantized_ratio(answer, model) -> bool:

@@ -45,3 +45,25 @@ def test_sp_similarity(run_check, emb):
         ok, out = run_check(exercises.check_sp_similarity, wrong, emb)
         assert not ok and words in out, (words, out)
     assert not run_check(exercises.check_sp_similarity, None, emb)[0]
+
+
+def _sp_rows(s, t, p):
+    gs, gt = F.normalize(s @ s.T, p=p, dim=1), F.normalize(t @ t.T, p=p, dim=1)
+    return float((gt - gs).pow(2).sum() / len(s) ** 2)
+
+
+def test_gamma_l1(run_check):
+    gen = torch.Generator().manual_seed(2)
+    s = torch.rand(6, 4, generator=gen)           # non-negative, like post-ReLU embeddings
+    t = torch.rand(6, 9, generator=gen) * 5
+    ratio = _sp_rows(s, t, 2) / _sp_rows(s, t, 1)
+    assert ratio > 2                               # the L1 loss is clearly smaller here
+    assert run_check(exercises.check_gamma_l1, 3000 * ratio, s, t)[0]
+    ok, out = run_check(exercises.check_gamma_l1, torch.tensor(3000 * ratio), s, t)
+    assert ok and "does not carry over" in out, out
+    for wrong, words in [(3000 / ratio, "Inverted"), (3000, "does not carry over"),
+                         (3000 * 6, "b = 6"), (3000 * ratio ** 0.5, "squares"),
+                         (1.0, "is off"), ("γ", "number"), (True, "bool")]:
+        ok, out = run_check(exercises.check_gamma_l1, wrong, s, t)
+        assert not ok and words in out, (wrong, out)
+    assert not run_check(exercises.check_gamma_l1, None, s, t)[0]

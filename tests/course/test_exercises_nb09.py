@@ -2,35 +2,71 @@
 hint."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from torch import nn
 
-from kdteach import models
+from kdteach import evidence, models
 from kdteach.exercises import nb09 as exercises
 
 
-# --- 9.1 best method -------------------------------------------------------------------------
+# --- 9.1 a paired interval by hand ---------------------------------------------------------
 
-TABLE = {"scratch": [0.80, 0.82], "KD": [0.83, 0.83], "AT": [0.79, 0.85], "SP": [0.81, 0.81]}
-
-
-def test_best_method_right(says):
-    says(exercises.check_best_method(("KD", 2.0), TABLE), True, "KD")
+KD = np.array([0.812, 0.805, 0.821, 0.809, 0.815])
+SCRATCH = np.array([0.806, 0.801, 0.809, 0.807, 0.806])
 
 
-@pytest.mark.parametrize("answer, hint", [
-    (("AT", 1.0), "single seed"), (("SP", 0.0), "not the best"), (("scratch", 0.0), "baseline"),
-    (("FitNets", 1.0), "not a row"), (("KD", 0.02), "percentage points"), (("KD", -2.0), "sign"),
-    (("KD", 1.5), "is off"), (("KD", "two"), "one number"), ("KD", "pair"),
+def _interval(half_width_from):
+    d = 100 * (KD - SCRATCH)
+    half = half_width_from(d)
+    return (d.mean() - half, d.mean() + half)
+
+
+def _t(df):
+    return evidence.t_quantile(0.975, df)
+
+
+def test_paired_interval_right(says):
+    right = _interval(lambda d: _t(4) * d.std(ddof=1) / np.sqrt(5))
+    says(exercises.check_paired_interval(right, KD, SCRATCH), True, "right", "4 degrees")
+    c = evidence.paired(KD, SCRATCH)
+    says(exercises.check_paired_interval((c.low, c.high), KD, SCRATCH), True, "right")
+    says(exercises.check_paired_interval(list(map(float, right)), list(KD), list(SCRATCH)), True)
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("fraction", "percentage points"), ("sign", "wrong sign"), ("swapped", "swapped"),
+    ("ddof0", "ddof=1"), ("normal", "1.96"), ("df_n", "n − 1 = 4"), ("no_sqrt_n", "√n"),
+    ("unpaired", "unpaired"), ("unpaired_df", "unpaired"), ("width", "width is off"),
+    ("centre", "is off"),
 ])
-def test_best_method_mistakes(says, answer, hint):
-    says(exercises.check_best_method(answer, TABLE), False, hint)
+def test_paired_interval_mistakes(says, mistake, hint):
+    a, b = 100 * KD, 100 * SCRATCH
+    right = _interval(lambda d: _t(4) * d.std(ddof=1) / np.sqrt(5))
+    pooled = np.sqrt((a.std(ddof=1) ** 2 + b.std(ddof=1) ** 2) / 5)
+    answer = {
+        "fraction": (right[0] / 100, right[1] / 100),
+        "sign": (-right[1], -right[0]),
+        "swapped": (right[1], right[0]),
+        "ddof0": _interval(lambda d: _t(4) * d.std(ddof=0) / np.sqrt(5)),
+        "normal": _interval(lambda d: 1.96 * d.std(ddof=1) / np.sqrt(5)),
+        "df_n": _interval(lambda d: _t(5) * d.std(ddof=1) / np.sqrt(5)),
+        "no_sqrt_n": _interval(lambda d: _t(4) * d.std(ddof=1)),
+        "unpaired": _interval(lambda d: _t(4) * pooled),
+        "unpaired_df": _interval(lambda d: _t(8) * pooled),
+        "width": _interval(lambda d: 2 * _t(4) * d.std(ddof=1) / np.sqrt(5)),
+        "centre": (right[0] + 0.5, right[1] + 0.5),
+    }[mistake]
+    says(exercises.check_paired_interval(answer, KD, SCRATCH), False, hint)
 
 
-def test_best_method_compares_means_not_best_seeds(says):
-    table = {"scratch": [0.79, 0.85], "KD": [0.83, 0.83]}
-    says(exercises.check_best_method(("KD", -2.0), table), False, "best seeds")
-    says(exercises.check_best_method(None, table), False, "not answered")
+def test_paired_interval_bad_answers(says):
+    says(exercises.check_paired_interval(None, KD, SCRATCH), False, "not answered")
+    says(exercises.check_paired_interval(0.5, KD, SCRATCH), False, "pair")
+    says(exercises.check_paired_interval("ab", KD, SCRATCH), False, "pair")
+    says(exercises.check_paired_interval((0.1, "x"), KD, SCRATCH), False, "one number")
+    with pytest.raises(ValueError, match="one accuracy per seed"):
+        exercises.check_paired_interval((0.0, 1.0), KD, SCRATCH[:3])
 
 
 # --- 9.2 quantised size ratio ---------------------------------------------------------------

@@ -100,9 +100,10 @@ def test_student_notebook_runs_without_solutions(path, edition):
     nb = edition / path.name
     cmd = [sys.executable, "-m", "pytest", str(nb), "--nbval-lax", "--nbval-current-env",
            "--nbval-cell-timeout=300", "-p", "no:cacheprovider", "-q", "-o", "addopts=",
-           f"--rootdir={edition}", "-W", "ignore::DeprecationWarning"]
+           f"--rootdir={edition}", "-W", "ignore::DeprecationWarning", "-p", "tools.nbval_wait"]
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=edition,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+                          env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": python_path})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, (
         f"{path.name} fails without its solutions (student edition):\n{out[-4000:]}")
