@@ -53,7 +53,7 @@ test: export OMP_NUM_THREADS = 1
 endif
 test: setup data
 	@$(MAKE) --no-print-directory browser
-	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 # The inner loop: the unit tests alone (one file per kdteach module), under a minute.
 test-fast: export KDTEACH_PROFILE ?= quick
