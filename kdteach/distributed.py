@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -126,6 +127,11 @@ def process_group(device=None, *, timeout: datetime.timedelta = DEFAULT_TIMEOUT)
     try:
         yield Context(rank, world, local, device, backend)
     finally:
+        # A DistributedDataParallel wrapper sits in a reference cycle, so it can outlive the
+        # code that used it; left to the interpreter's exit, its reducer is torn down after
+        # the group below and the process can abort ("terminate called without an active
+        # exception") although the job succeeded. Collect it while the group still exists.
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -73,12 +73,19 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m tools.seeds", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", help="stems such as 03_hinton_kd (default: all)")
     parser.add_argument("--seeds", default="0-4", help="a range (0-4) or a list (0,3,7)")
-    parser.add_argument("--out", default=None, help="results file name (default seeds_<profile>)")
+    parser.add_argument("--out", default=None,
+                        help="a file stem written to notebooks/results/ (default seeds_<profile>), "
+                             "or a path ending in .json")
     args = parser.parse_args(argv)
-    report = run(args.notebooks, parse_seeds(args.seeds))
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out) if args.out and args.out.endswith(".json") else None
+    name = args.out or "seeds_" + config.profile_name()
+    if out is None:
+        results.path(name)  # a bad name fails now, not after every notebook has run
+    report = run(args.notebooks, seeds)
     print(markdown(report))
-    name = args.out or "seeds_" + report["profile"]
-    print(f"wrote {results.write(name, report)}")
+    written = results.write_json(out, report, sort_keys=True) if out else results.write(name, report)
+    print(f"wrote {written}")
     return report
 
 

@@ -28,3 +28,15 @@ def test_each_seed_reaches_the_notebook_and_a_seed_that_breaks_a_check_is_named(
     assert row["0"]["passed"] and not row["1"]["passed"]
     table = seeds.markdown(report)
     assert "| `97_parity` | passed | **failed** |" in table and "seed 1" in table
+
+
+def test_out_a_json_path_or_a_stem_and_a_bad_stem_refused_before_any_run(tmp_path, monkeypatch):
+    ran = []
+    fake = {"profile": "quick", "seeds": [0], "rows": []}
+    monkeypatch.setattr(seeds, "run", lambda names, chosen: ran.append(chosen) or fake)
+    target = tmp_path / "sub" / "seeds.json"
+    seeds.main(["--seeds", "0", "--out", str(target)])
+    assert target.exists() and ran == [[0]]
+    with pytest.raises(ValueError, match="plain file stem"):
+        seeds.main(["--seeds", "0", "--out", str(tmp_path / "no_suffix")])
+    assert ran == [[0]], "a bad --out must be refused before the notebooks run"
